@@ -1,0 +1,79 @@
+# pyarena — `make` builds build/libpyarena.so (+ build/libpyarena.a for the unit tests),
+# `make test` runs every test tier, `make run` installs what is missing, builds and runs
+# python3 under the preload, `make bench` runs the benchmark suite.
+#
+# Switches (make VAR=value), one line each:
+#   CC=clang               compiler (default cc)
+#   SAN=address,undefined  build the tests and the libraries they link with those sanitizers,
+#                          into build-san/ (the preload library itself is never sanitized)
+#   QUICK=1                `make bench`: a short run (about two minutes)
+#   DURATION=seconds       `make stress`: how long the stress test runs
+#
+# Each folder contributes its own rules in a fragment (<folder>/<folder>.mk); a fragment adds
+# its test runners to TEST_TARGETS so that `make test` runs them all.
+
+CC      ?= cc
+BUILD   ?= build
+PYTHON  ?= python3
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+# -ftls-model=initial-exec: the preload's thread state must never make glibc allocate.
+# -fno-plt and -fno-semantic-interposition keep internal calls direct.
+LIBFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+            -fno-semantic-interposition -fno-plt -Iinclude -Iallocator -Istats \
+            -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+LDLIBS_CORE := -ljemalloc -lpthread
+
+ifneq ($(SAN),)
+BUILD     := build-san
+SANFLAGS  := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+# The static archive holds everything but the exported symbols, so that unit tests link the
+# allocator without replacing their own malloc.
+EXPORT_SRCS  := preload/malloc.c preload/cxx.c preload/extras.c
+CORE_SRCS    := $(wildcard allocator/*.c) $(wildcard stats/*.c) \
+                $(filter-out $(EXPORT_SRCS),$(wildcard preload/*.c))
+PRELOAD_SRCS := $(EXPORT_SRCS)
+CORE_OBJS    := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
+PRELOAD_OBJS := $(PRELOAD_SRCS:%.c=$(BUILD)/obj/%.o)
+
+all: $(BUILD)/libpyarena.so $(BUILD)/libpyarena.a
+
+# C++ exceptions thrown by a new_handler or std::bad_alloc unwind through operator new.
+$(BUILD)/obj/preload/cxx.o: LIBFLAGS += -fexceptions
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The preload library is built without sanitizers even under SAN=: a sanitizer runtime
+# cannot sit underneath its own malloc.
+$(BUILD)/libpyarena.so: $(CORE_OBJS) $(PRELOAD_OBJS)
+	$(CC) -shared -Wl,-soname,libpyarena.so -Wl,-z,now -Wl,--no-undefined -o $@ $^ $(LDLIBS_CORE)
+
+$(BUILD)/libpyarena.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+TEST_TARGETS :=
+include $(sort $(wildcard */*.mk */*/*.mk))
+
+test: $(TEST_TARGETS)
+	@echo "make test: all tiers passed"
+
+deps:
+	@bash .ci/deps
+
+# Quick start: install what is missing, build, and run a real program under the preload.
+run: deps all
+	@echo "== python3 (PYTHONMALLOC=malloc) under LD_PRELOAD=$(BUILD)/libpyarena.so"
+	PYARENA_STATS=1 PYTHONMALLOC=malloc LD_PRELOAD=$(abspath $(BUILD)/libpyarena.so) $(PYTHON) -c \
+	  'import collections; d = collections.defaultdict(list); [d[i % 97].append(str(i)) for i in range(200000)]; print("python3 ran under pyarena:", sum(map(len, d.values())), "strings")'
+
+clean:
+	rm -rf build build-san
+
+.PHONY: all test deps run clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,102 @@
+/* alloc.h — the fast paths: size to class, ownership, pop and push on the calling thread's
+ * pools. Everything here is static inline; every miss calls one out-of-line function. */
+#ifndef PA_ALLOC_H
+#define PA_ALLOC_H
+
+#include "internal.h"
+
+static inline size_t pa_class_of(size_t n)        { return (n - 1) >> 4; }   /* n in 1..512 */
+static inline size_t pa_class_size(size_t cls)    { return (cls + 1) << 4; }
+
+/* Is p inside one of our regions? One load from our own map; never reads memory at p. */
+static inline bool pa_owned(const void *p)
+{
+    uintptr_t r = (uintptr_t)p >> PA_REGION_SHIFT;
+    return r < PA_MAP_ENTRIES && pa_space_map[r];
+}
+
+static inline pa_arena *pa_arena_of(const void *p)
+{
+    return (pa_arena *)((uintptr_t)p & ~(uintptr_t)(PA_ARENA_SIZE - 1));
+}
+
+static inline size_t pa_page_of(const void *p)
+{
+    return ((uintptr_t)p >> PA_POOL_SHIFT) & (PA_ARENA_PAGES - 1);
+}
+
+/* Descriptor of the pool holding p; for a pointer into the header page (page 0) this is the
+ * header's first line, whose state byte reads as PA_POOL_FREE. */
+static inline pa_pool *pa_pool_of(const void *p)
+{
+    return &pa_arena_of(p)->pools[pa_page_of(p) - 1];
+}
+
+static inline void *pa_pool_page(const pa_pool *p)
+{
+    pa_arena *a = pa_arena_of(p);
+    return (char *)a + ((size_t)(p - a->pools) + 1) * PA_POOL_SIZE;
+}
+
+/* Pop a block of class cls from the calling thread's current pool. */
+static inline void *pa_small_alloc(size_t cls)
+{
+    pa_heap *h = pa_tls_heap;
+    pa_pool *p = h->cur[cls];
+    pa_block *b = p->free;
+    if (unlikely(b == NULL))
+        return pa_heap_alloc_slow(h, cls);
+    p->free = b->next;
+    p->used++;
+    h->nalloc[cls]++;
+    return b;
+}
+
+/* Push a small block back: onto its pool's local list when this thread owns the pool, else
+ * onto the pool's remote stack. */
+static inline void pa_small_free(void *ptr)
+{
+    pa_pool *p = pa_pool_of(ptr);
+    pa_heap *h = pa_tls_heap;
+    pa_block *b = ptr;
+    if (unlikely(p->owner != h)) {
+        pa_heap_free_remote(p, b);
+        return;
+    }
+    b->next = p->free;
+    p->free = b;
+    uint32_t u = --p->used;
+    if (unlikely(u - 1 >= PA_USED_FULL - 1))   /* became empty (u == 0) or was FULL */
+        pa_heap_free_slow(h, p);
+}
+
+/* ---- api.c: the malloc family's semantics, shared by preload/ and the pyarena_* API */
+PA_HIDDEN void  *pa_api_malloc_other(size_t n);
+PA_HIDDEN void   pa_api_free_other(void *ptr);
+PA_HIDDEN void  *pa_api_calloc(size_t count, size_t size);
+PA_HIDDEN void  *pa_api_realloc(void *ptr, size_t n);
+PA_HIDDEN void  *pa_api_reallocarray(void *ptr, size_t count, size_t size);
+PA_HIDDEN void  *pa_api_aligned(size_t align, size_t n);
+PA_HIDDEN int    pa_api_posix_memalign(void **out, size_t align, size_t n);
+PA_HIDDEN void  *pa_api_memalign(size_t align, size_t n);
+PA_HIDDEN void  *pa_api_valloc(size_t n);
+PA_HIDDEN void  *pa_api_pvalloc(size_t n);
+PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
+PA_HIDDEN int    pa_api_trim(void);
+
+static inline void *pa_malloc(size_t n)
+{
+    if (likely(n - 1 < PA_SMALL_MAX))
+        return pa_small_alloc(pa_class_of(n));
+    return pa_api_malloc_other(n);
+}
+
+static inline void pa_free(void *ptr)
+{
+    if (likely(pa_owned(ptr)))
+        pa_small_free(ptr);
+    else
+        pa_api_free_other(ptr);
+}
+
+#endif

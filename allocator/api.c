@@ -1,0 +1,140 @@
+/* api.c — the malloc family's semantics on top of the two paths (small pools, large jemalloc):
+ * glibc's rules for zero sizes, overflow, realloc and the aligned functions. The exported
+ * names in preload/ and the pyarena_* entry points are thin wrappers over these. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+
+/* malloc's miss: size 0 (a unique minimum block, as glibc) or a large size. */
+void *pa_api_malloc_other(size_t n)
+{
+    if (n == 0)
+        return pa_small_alloc(0);
+    return pa_large_alloc(n, 0, false);
+}
+
+void pa_api_free_other(void *ptr)
+{
+    if (ptr != NULL)
+        pa_large_free(ptr);
+}
+
+void *pa_api_calloc(size_t count, size_t size)
+{
+    size_t n;
+    if (unlikely(__builtin_mul_overflow(count, size, &n))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (n - 1 < PA_SMALL_MAX || n == 0) {
+        void *p = pa_malloc(n);
+        if (p)
+            memset(p, 0, n ? n : 1);
+        return p;
+    }
+    return pa_large_alloc(n, 0, true);
+}
+
+size_t pa_api_usable_size(const void *ptr)
+{
+    if (ptr == NULL)
+        return 0;
+    if (pa_owned(ptr))
+        return pa_pool_of(ptr)->block_size;
+    return pa_large_usable(ptr);
+}
+
+/* glibc: realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and returns NULL. A small block
+ * stays in place while the new size keeps its class; otherwise it moves (also between the
+ * small and large paths). On failure the old block is untouched. */
+void *pa_api_realloc(void *ptr, size_t n)
+{
+    if (ptr == NULL)
+        return pa_malloc(n);
+    if (n == 0) {
+        pa_free(ptr);
+        return NULL;
+    }
+    bool small_old = pa_owned(ptr);
+    if (!small_old && n > PA_SMALL_MAX)
+        return pa_large_realloc(ptr, n);
+    size_t old = small_old ? pa_pool_of(ptr)->block_size : pa_large_usable(ptr);
+    if (small_old && n <= PA_SMALL_MAX && pa_class_size(pa_class_of(n)) == old)
+        return ptr;
+    void *q = pa_malloc(n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, ptr, old < n ? old : n);
+    pa_free(ptr);
+    return q;
+}
+
+void *pa_api_reallocarray(void *ptr, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return pa_api_realloc(ptr, n);
+}
+
+/* align: a power of two. Up to 16 every block qualifies; above, jemalloc aligns. */
+void *pa_api_aligned(size_t align, size_t n)
+{
+    if (align <= PA_ALIGN)
+        return pa_malloc(n);
+    return pa_large_alloc(n, align, false);
+}
+
+int pa_api_posix_memalign(void **out, size_t align, size_t n)
+{
+    if (align < sizeof(void *) || (align & (align - 1)) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = pa_api_aligned(align, n);
+    if (p == NULL) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+/* glibc 2.36 semantics for memalign and aligned_alloc: an alignment that is not a power of two
+ * is rounded up to the next one; one beyond half the address space is EINVAL. */
+void *pa_api_memalign(size_t align, size_t n)
+{
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1))
+        align = (size_t)1 << (64 - __builtin_clzl(align));
+    return pa_api_aligned(align, n);
+}
+
+void *pa_api_valloc(size_t n)
+{
+    return pa_api_aligned((size_t)sysconf(_SC_PAGESIZE), n);
+}
+
+void *pa_api_pvalloc(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), rounded;
+    if (__builtin_add_overflow(n, page - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rounded &= ~(page - 1);
+    return pa_api_aligned(page, rounded ? rounded : page);
+}
+
+/* malloc_trim: the calling thread's remote frees and empty pools, then every empty page. */
+int pa_api_trim(void)
+{
+    pa_heap_collect_all(pa_tls_heap);
+    return pa_arena_trim() > 0;
+}

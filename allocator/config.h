@@ -1,0 +1,49 @@
+/* config.h — every threshold of the small-object allocator, named once, with the constants
+ * derived from them and compile-time checks of how they relate. */
+#ifndef PA_CONFIG_H
+#define PA_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PA_ALIGN          16                           /* every small block is 16-byte aligned */
+#define PA_SMALL_MAX      512                          /* largest request served from pools */
+#define PA_NCLASSES       (PA_SMALL_MAX / PA_ALIGN)    /* 32 classes: 16, 32, ..., 512 */
+
+#define PA_POOL_SHIFT     12
+#define PA_POOL_SIZE      ((size_t)1 << PA_POOL_SHIFT) /* 4 KiB: one page, one size class */
+#define PA_ARENA_SHIFT    18
+#define PA_ARENA_SIZE     ((size_t)1 << PA_ARENA_SHIFT) /* 256 KiB, aligned to its size */
+#define PA_ARENA_PAGES    (PA_ARENA_SIZE / PA_POOL_SIZE) /* 64 pages: page 0 is the header */
+#define PA_ARENA_POOLS    (PA_ARENA_PAGES - 1)          /* 63 usable pools per arena */
+
+/* Arenas are carved from regions of reserved address space; the ownership map has one byte per
+ * region, so a region is the granule at which "is this pointer ours?" is answered. */
+#define PA_REGION_SHIFT   25
+#define PA_REGION_SIZE    ((size_t)1 << PA_REGION_SHIFT) /* 32 MiB = 128 arenas */
+#define PA_REGION_ARENAS  (PA_REGION_SIZE / PA_ARENA_SIZE)
+#define PA_ADDR_BITS      47                             /* user space of x86-64 / aarch64 (4 levels) */
+#define PA_MAP_ENTRIES    ((size_t)1 << (PA_ADDR_BITS - PA_REGION_SHIFT)) /* 4 Mi bytes of .bss */
+#define PA_MAX_REGIONS    4096                           /* 128 GiB of small objects at most */
+
+/* Defaults of the settings (README, "Settings"). */
+#define PA_DEFAULT_ARENA_CACHE  2      /* wholly free arenas kept mapped and resident */
+#define PA_DEFAULT_PURGE        1      /* release the pages of empty pools with madvise */
+#define PA_DEFAULT_DIRTY_MAX    256    /* empty, still resident pools tolerated before purging */
+
+_Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");
+_Static_assert(PA_ARENA_SIZE % PA_POOL_SIZE == 0, "an arena is a whole number of pools");
+_Static_assert(PA_ARENA_PAGES == 64, "pool bitmaps of an arena are one 64-bit word");
+_Static_assert(PA_REGION_SIZE % PA_ARENA_SIZE == 0, "a region is a whole number of arenas");
+_Static_assert(PA_REGION_ARENAS == 128, "region slot bitmaps are two 64-bit words");
+_Static_assert(PA_SMALL_MAX * 8 <= PA_POOL_SIZE, "the largest class still fits 8 blocks a pool");
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Symbols other object files of the library call, never exported from the shared object. */
+#define PA_HIDDEN   __attribute__((visibility("hidden")))
+#define PA_EXPORT   __attribute__((visibility("default")))
+#define PA_COLD     __attribute__((cold, noinline))
+
+#endif

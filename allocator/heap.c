@@ -1,0 +1,370 @@
+/* heap.c — per-thread heaps: the slow paths of malloc and free, remote (cross-thread) frees,
+ * and the life of a heap across thread start, thread exit and fork.
+ *
+ * A thread allocates only from pools its heap owns, without locks. A block freed by another
+ * thread is pushed on its pool's thread_free stack with one CAS; the owner takes the stack
+ * when its list runs dry. A FULL pool is off the owner's rings, so the first remote free into
+ * it queues the pool on the owner's reclaim stack (see the flags in internal.h).
+ *
+ * A heap outlives its thread: at thread exit it gives back its empty pools and waits on the
+ * abandoned list; frees into it are then done under pa_heaps_lock on its behalf, and the next
+ * new thread adopts it whole. */
+#include <errno.h>
+
+#include "alloc.h"
+
+#define PA_EMPTY_RING { [0 ... PA_NCLASSES - 1] = &pa_empty_pool }
+
+/* The pool every empty ring points at: no free block, so the fast path falls through. */
+PA_HIDDEN pa_pool pa_empty_pool;
+
+/* A thread starts on pa_heap_boot and moves to a heap of its own on its first slow path; after
+ * its exit destructor it is on pa_heap_dead, and its small requests go to the large path. */
+static pa_heap pa_heap_boot = { .cur = PA_EMPTY_RING, .state = PA_HEAP_BOOT };
+static pa_heap pa_heap_dead = { .cur = PA_EMPTY_RING, .state = PA_HEAP_DEAD };
+
+PA_HIDDEN __thread pa_heap *pa_tls_heap __attribute__((tls_model("initial-exec"))) = &pa_heap_boot;
+PA_HIDDEN pthread_key_t pa_heap_key;
+
+static pthread_mutex_t pa_heaps_lock = PTHREAD_MUTEX_INITIALIZER;
+static pa_heap *pa_heaps_all;        /* every heap ever made, by next_all */
+static pa_heap *pa_heaps_abandoned;  /* heaps waiting for a new thread */
+
+/* Heaps come from a bump chunk of their own; they are never unmapped. */
+static char  *pa_heap_chunk;
+static size_t pa_heap_chunk_left;
+
+pa_heap *pa_heap_first(void)
+{
+    return __atomic_load_n(&pa_heaps_all, __ATOMIC_ACQUIRE);
+}
+
+/* ---- rings (ATTACHED pools per class, head = allocation pool) and the full list */
+
+static void ring_insert_head(pa_heap *h, pa_pool *p)
+{
+    pa_pool *head = h->cur[p->cls];
+    p->prev = NULL;
+    p->next = head == &pa_empty_pool ? NULL : head;
+    if (p->next)
+        p->next->prev = p;
+    h->cur[p->cls] = p;
+}
+
+/* A reattached pool goes second: as head it would be exhausted and detached again at once. */
+static void ring_insert_second(pa_heap *h, pa_pool *p)
+{
+    pa_pool *head = h->cur[p->cls];
+    if (head == &pa_empty_pool) {
+        ring_insert_head(h, p);
+        return;
+    }
+    p->prev = head;
+    p->next = head->next;
+    if (p->next)
+        p->next->prev = p;
+    head->next = p;
+}
+
+static void ring_remove(pa_heap *h, pa_pool *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        h->cur[p->cls] = p->next ? p->next : &pa_empty_pool;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+static void full_push(pa_heap *h, pa_pool *p)
+{
+    p->prev = NULL;
+    p->next = h->full;
+    if (p->next)
+        p->next->prev = p;
+    h->full = p;
+}
+
+static void full_remove(pa_heap *h, pa_pool *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        h->full = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+/* ---- pool state changes, by the owner (or under pa_heaps_lock for an abandoned heap) */
+
+/* The head has no block left: move it to FULL, unless a remote free slipped in. */
+static bool pool_detach(pa_heap *h, pa_pool *p)
+{
+    uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
+    do {
+        if (tf & ~PA_TF_FLAGS)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
+                                                    memory_order_acq_rel, memory_order_relaxed));
+    ring_remove(h, p);
+    p->state = PA_POOL_FULL;
+    p->used |= PA_USED_FULL;
+    full_push(h, p);
+    return true;
+}
+
+static void pool_reattach(pa_heap *h, pa_pool *p)
+{
+    atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
+    full_remove(h, p);
+    p->used &= ~PA_USED_FULL;
+    p->state = PA_POOL_ATTACHED;
+    ring_insert_second(h, p);
+}
+
+/* An ATTACHED pool with no block out goes back to its arena, unless it is the only pool of its
+ * class (keep = true: avoids taking the arena lock on every fill/empty cycle) or still sits on
+ * the reclaim stack (then it is released when popped from there). */
+static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool keep_last)
+{
+    if (p->used != 0 || p->state != PA_POOL_ATTACHED)
+        return;
+    if (keep_last && h->cur[p->cls] == p && p->next == NULL)
+        return;
+    if (atomic_load_explicit(&p->thread_free, memory_order_acquire) & PA_TF_QUEUED)
+        return;
+    ring_remove(h, p);
+    pa_arena_pool_put(p);
+}
+
+/* Pops the FULL pools that received remote frees, takes their blocks and reattaches them. */
+static void heap_reclaim(pa_heap *h)
+{
+    pa_pool *p = atomic_exchange_explicit(&h->reclaim, NULL, memory_order_acquire);
+    while (p) {
+        pa_pool *next = p->reclaim_next;
+        uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), keep;
+        do  /* clear QUEUED and take the blocks; with none, a FULL pool stays DETACHED */
+            keep = (tf & ~PA_TF_FLAGS) ? 0 : (tf & PA_TF_DETACHED);
+        while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, keep,
+                                                      memory_order_acquire, memory_order_relaxed));
+        pa_block *first = (pa_block *)(tf & ~PA_TF_FLAGS);
+        if (first) {
+            pa_block *last = first;
+            uint32_t n = 1;
+            while (last->next) {
+                last = last->next;
+                n++;
+            }
+            last->next = p->free;
+            p->free = first;
+            p->used -= n;
+            h->nremote += n;
+            if (p->state == PA_POOL_FULL) {
+                full_remove(h, p);
+                p->used &= ~PA_USED_FULL;
+                p->state = PA_POOL_ATTACHED;
+                ring_insert_second(h, p);
+            }
+        }
+        pool_release_if_empty(h, p, true);
+        p = next;
+    }
+}
+
+/* ---- the slow path of malloc */
+
+static pa_heap *heap_new(void)
+{
+    size_t need = (sizeof(pa_heap) + 63) & ~(size_t)63;
+    if (pa_heap_chunk_left < need) {
+        size_t chunk = 64 * 1024;
+        char *c = pa_os_reserve(chunk, 4096);
+        if (c == NULL)
+            return NULL;
+        pa_heap_chunk = c;
+        pa_heap_chunk_left = chunk;
+    }
+    pa_heap *h = (pa_heap *)pa_heap_chunk;
+    pa_heap_chunk += need;
+    pa_heap_chunk_left -= need;
+    for (size_t c = 0; c < PA_NCLASSES; c++)
+        h->cur[c] = &pa_empty_pool;
+    h->next_all = pa_heaps_all;
+    __atomic_store_n(&pa_heaps_all, h, __ATOMIC_RELEASE);
+    return h;
+}
+
+/* First slow path of a thread: adopt an abandoned heap or make one. */
+static pa_heap *thread_start(void)
+{
+    pa_init();
+    pthread_mutex_lock(&pa_heaps_lock);
+    pa_heap *h = pa_heaps_abandoned;
+    if (h)
+        pa_heaps_abandoned = h->next_abandoned;
+    else
+        h = heap_new();
+    if (h)
+        atomic_store_explicit(&h->state, PA_HEAP_LIVE, memory_order_release);
+    pthread_mutex_unlock(&pa_heaps_lock);
+    if (h == NULL)
+        return NULL;
+    pa_tls_heap = h;
+    /* may allocate (keys past the first 32): that re-enters malloc with pa_tls_heap set */
+    pthread_setspecific(pa_heap_key, h);
+    return h;
+}
+
+static pa_pool *pool_with_blocks(pa_heap *h, size_t cls)
+{
+    for (;;) {
+        pa_pool *p = h->cur[cls];
+        if (p->free)
+            return p;
+        if (p != &pa_empty_pool) {
+            if (!pa_pool_collect(p))
+                pool_detach(h, p);
+            continue;
+        }
+        if (atomic_load_explicit(&h->reclaim, memory_order_relaxed)) {
+            heap_reclaim(h);
+            if (h->cur[cls] != &pa_empty_pool)
+                continue;
+        }
+        p = pa_arena_pool_get();
+        if (p == NULL)
+            return NULL;
+        pa_pool_init(p, h, cls);
+        ring_insert_head(h, p);
+        return p;
+    }
+}
+
+void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
+{
+    if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
+        if (h->state == PA_HEAP_DEAD || pa_tls_in_init)
+            return pa_large_alloc(pa_class_size(cls), 0, false);
+        if ((h = thread_start()) == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    pa_pool *p = pool_with_blocks(h, cls);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    pa_block *b = p->free;
+    p->free = b->next;
+    p->used++;
+    h->nalloc[cls]++;
+    return b;
+}
+
+/* ---- the slow paths of free */
+
+/* Owner's local free made the pool empty or found it FULL (the block is already pushed). */
+void pa_heap_free_slow(pa_heap *h, pa_pool *p)
+{
+    if (p->used & PA_USED_FULL)
+        pool_reattach(h, p);
+    /* an abandoned heap keeps nothing back: no thread allocates from it */
+    pool_release_if_empty(h, p, h->state == PA_HEAP_LIVE);
+}
+
+static PA_COLD void invalid_free(const void *ptr)
+{
+    (void)ptr;
+    pa_os_fatal("invalid pointer passed to free (inside an arena, but not in a pool in use)");
+}
+
+/* p's owner is not the calling thread. */
+void pa_heap_free_remote(pa_pool *p, pa_block *b)
+{
+    if (unlikely(p->state == PA_POOL_FREE))
+        invalid_free(b);
+    pa_heap *owner = p->owner;
+    int st = atomic_load_explicit(&owner->state, memory_order_acquire);
+    if (unlikely(st == PA_HEAP_ABANDONED)) {
+        pthread_mutex_lock(&pa_heaps_lock);
+        if (atomic_load_explicit(&owner->state, memory_order_relaxed) == PA_HEAP_ABANDONED) {
+            b->next = p->free;
+            p->free = b;
+            owner->nremote++;
+            uint32_t u = --p->used;
+            if (u - 1 >= PA_USED_FULL - 1)
+                pa_heap_free_slow(owner, p);
+            pthread_mutex_unlock(&pa_heaps_lock);
+            return;
+        }
+        pthread_mutex_unlock(&pa_heaps_lock);   /* adopted meanwhile: a plain remote free */
+    }
+    uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), nw;
+    do {
+        b->next = (pa_block *)(tf & ~PA_TF_FLAGS);
+        nw = (uintptr_t)b | (tf & PA_TF_QUEUED) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
+    } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, nw,
+                                                    memory_order_release, memory_order_relaxed));
+    if ((tf & PA_TF_DETACHED) && !(tf & PA_TF_QUEUED)) {
+        pa_pool *head = atomic_load_explicit(&owner->reclaim, memory_order_relaxed);
+        do
+            p->reclaim_next = head;
+        while (!atomic_compare_exchange_weak_explicit(&owner->reclaim, &head, p,
+                                                      memory_order_release, memory_order_relaxed));
+    }
+}
+
+/* ---- whole-heap operations */
+
+/* Takes every remote free and gives every empty pool back (keep_last: but one per class). */
+static void heap_collect(pa_heap *h, bool keep_last)
+{
+    heap_reclaim(h);
+    for (size_t c = 0; c < PA_NCLASSES; c++) {
+        pa_pool *p = h->cur[c];
+        if (p == &pa_empty_pool)
+            continue;
+        while (p) {
+            pa_pool *next = p->next;
+            pa_pool_collect(p);
+            pool_release_if_empty(h, p, keep_last);
+            p = next;
+        }
+    }
+}
+
+void pa_heap_collect_all(pa_heap *h)
+{
+    if (atomic_load_explicit(&h->state, memory_order_relaxed) == PA_HEAP_LIVE)
+        heap_collect(h, false);
+}
+
+/* pthread key destructor: runs at thread exit, before glibc's last frees of the thread. */
+void pa_heap_thread_exit(void *arg)
+{
+    pa_heap *h = arg;
+    pa_tls_heap = &pa_heap_dead;
+    pthread_mutex_lock(&pa_heaps_lock);
+    heap_collect(h, false);
+    atomic_store_explicit(&h->state, PA_HEAP_ABANDONED, memory_order_release);
+    h->next_abandoned = pa_heaps_abandoned;
+    pa_heaps_abandoned = h;
+    pthread_mutex_unlock(&pa_heaps_lock);
+}
+
+void pa_heap_fork_prepare(void) { pthread_mutex_lock(&pa_heaps_lock); }
+void pa_heap_fork_parent(void)  { pthread_mutex_unlock(&pa_heaps_lock); }
+
+/* In the child only the forking thread survives. The heaps of the others may have been
+ * caught mid-update, so they are never walked again: frees into their pools are remote
+ * pushes only (that memory is not reused in the child). Abandoned heaps were consistent
+ * (changed only under the lock we held) and stay adoptable. */
+void pa_heap_fork_child(void)
+{
+    pthread_mutex_init(&pa_heaps_lock, NULL);
+    for (pa_heap *h = pa_heaps_all; h; h = h->next_all)
+        if (h != pa_tls_heap && h->state == PA_HEAP_LIVE)
+            atomic_store_explicit(&h->state, PA_HEAP_ORPHAN, memory_order_relaxed);
+}

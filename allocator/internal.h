@@ -1,0 +1,194 @@
+/* internal.h — the memory layout of the small-object allocator and every cross-file internal
+ * function, grouped by the file that defines it. Nothing here is exported from the library.
+ *
+ * Layers (addresses grow to the right):
+ *
+ *   region (32 MiB of reserved address space, aligned to 32 MiB; one byte in pa_space_map says "ours")
+ *   +-----------+-----------+-----+-----------+
+ *   | arena 0   | arena 1   | ... | arena 127 |      arenas are committed and released one by one
+ *   +-----------+-----------+-----+-----------+
+ *
+ *   arena (256 KiB, aligned to 256 KiB)
+ *   +--------+--------+--------+-----+---------+
+ *   | header | pool 1 | pool 2 | ... | pool 63 |   page 0 holds the arena header and the
+ *   +--------+--------+--------+-----+---------+   descriptors of pools 1..63 (64 bytes each)
+ *
+ *   pool (4 KiB page, one size class; its descriptor lives in the arena header, not in the page)
+ *   +-------+-------+-------+-----+---------+
+ *   | block | block | block | ... | (slack) |     capacity = 4096 / class size blocks
+ *   +-------+-------+-------+-----+---------+
+ *
+ * From any small pointer p, all arithmetic:  arena = p & ~(256K-1);  page = (p >> 12) & 63;
+ * descriptor = &arena->pools[page - 1].
+ *
+ * Pool states and which list holds a pool in each:
+ *   FREE      in its arena's free-pool list; no class, no owner. Its page may still be resident
+ *             ("dirty") until purged with madvise.
+ *   ATTACHED  in its owner heap's ring for its class; head of the ring (heap->cur[cls]) is where
+ *             allocation pops from; every other ring member has local free blocks.
+ *   FULL      detached from the ring (local free list empty, no remote frees seen) and linked in
+ *             its owner's full list. The first local free reattaches it; the first remote free
+ *             queues it on the owner's reclaim stack (see thread_free flags).
+ */
+#ifndef PA_INTERNAL_H
+#define PA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+/* A free block; the two words fit the smallest class. */
+typedef struct pa_block {
+    struct pa_block *next;
+    uintptr_t        mark;        /* reserved for free-block checks */
+} pa_block;
+
+enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
+
+/* thread_free word: a stack of blocks freed by other threads, with two flags in the low bits
+ * (blocks are 16-byte aligned).
+ *   DETACHED  set by the owner, only when the stack is empty, as it moves the pool to FULL:
+ *             the next remote freer must queue the pool on the owner's reclaim stack.
+ *   QUEUED    the pool sits on its owner's reclaim stack (reclaim_next is in use); set by the
+ *             remote freer that consumed DETACHED, cleared only by the owner when it pops it.
+ * Remote freers only push (one CAS); the owner only takes the whole stack: no ABA. */
+#define PA_TF_DETACHED  ((uintptr_t)1)
+#define PA_TF_QUEUED    ((uintptr_t)2)
+#define PA_TF_FLAGS     ((uintptr_t)3)
+
+/* used's top bit marks a FULL pool, so that the owner's free fast path tests "pool just became
+ * empty" and "pool must be reattached" with one comparison. */
+#define PA_USED_FULL    (UINT32_C(1) << 31)
+
+struct pa_heap;
+
+/* Pool descriptor: one cache line, so that owners of neighbouring pools never share a line. */
+typedef struct pa_pool {
+    pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
+    uint32_t           used;         /* owner: blocks not on `free` (live or remote-freed but not
+                                        collected) | PA_USED_FULL; 0 with the state ATTACHED means
+                                        the pool is empty */
+    uint16_t           cls;          /* size class index; block size = (cls + 1) * 16 */
+    uint16_t           capacity;     /* blocks in the pool: 4096 / block size */
+    struct pa_heap    *owner;        /* heap that allocates from it; fixed while not FREE */
+    struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FULL: full list; FREE: arena list */
+    _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
+    struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
+    uint32_t           block_size;
+    uint8_t            state;        /* enum pa_pool_state */
+    uint8_t            pad[3];
+} __attribute__((aligned(64))) pa_pool;
+
+_Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");
+
+/* Arena header: page 0 of the arena. Fields under pa_arena_lock. */
+typedef struct pa_arena {
+    struct pa_arena   *next, *prev;  /* in bucket nfree of the usable arenas (nfree in 1..62), or
+                                        in the cache of wholly free arenas */
+    pa_pool           *free_pools;   /* FREE pools, linked by next */
+    uint32_t           nfree;        /* pools on free_pools */
+    uint32_t           region;       /* index of its region */
+    uint64_t           dirty;        /* bit i: pool i is FREE and its page may be resident */
+    uint64_t           pad[3];
+    pa_pool            pools[PA_ARENA_POOLS]; /* descriptor of page i is pools[i - 1] */
+} pa_arena;
+
+_Static_assert(sizeof(pa_arena) == PA_POOL_SIZE, "the arena header fills exactly page 0");
+
+/* Per-thread heap. Everything but `reclaim` and `state` is touched by the owning thread only
+ * (or, once the heap is abandoned, under pa_heaps_lock). Heaps are never unmapped: a heap whose
+ * thread exited is adopted by the next new thread, so pool->owner stays valid forever. */
+typedef struct pa_heap {
+    pa_pool           *cur[PA_NCLASSES];  /* ring head per class; &pa_empty_pool when empty */
+    uint64_t           nalloc[PA_NCLASSES]; /* small allocations served, per class */
+    pa_pool           *full;              /* FULL pools of this heap, any class */
+    _Atomic(pa_pool *) reclaim;           /* FULL pools that received remote frees */
+    _Atomic int        state;             /* enum pa_heap_state */
+    struct pa_heap    *next_all;          /* every heap ever made */
+    struct pa_heap    *next_abandoned;
+    uint64_t           nremote;           /* blocks other threads freed into this heap's pools,
+                                             counted when taken back */
+    uint64_t           nlarge_alloc, nlarge_free, nlarge_bytes_alloc, nlarge_bytes_free;
+} pa_heap;
+
+enum pa_heap_state {
+    PA_HEAP_BOOT = 0,   /* the static heap of a thread that has not allocated yet */
+    PA_HEAP_LIVE,       /* owned by a running thread */
+    PA_HEAP_ABANDONED,  /* its thread exited; waits for adoption; freed into under pa_heaps_lock */
+    PA_HEAP_ORPHAN,     /* in a fork child: its thread did not survive the fork; only pushed to */
+    PA_HEAP_DEAD,       /* the static heap of a thread past its exit destructor */
+};
+
+/* ---- heap.c */
+extern __thread pa_heap *pa_tls_heap __attribute__((tls_model("initial-exec")));
+extern pa_pool pa_empty_pool;
+PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
+PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
+PA_HIDDEN void  pa_heap_free_remote(pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_heap_thread_exit(void *heap);
+PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);
+PA_HIDDEN void  pa_heap_fork_prepare(void);
+PA_HIDDEN void  pa_heap_fork_parent(void);
+PA_HIDDEN void  pa_heap_fork_child(void);
+PA_HIDDEN pa_heap *pa_heap_first(void);
+extern pthread_key_t pa_heap_key;
+
+/* ---- pool.c */
+PA_HIDDEN void   pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls);
+PA_HIDDEN bool   pa_pool_collect(pa_pool *p);
+PA_HIDDEN size_t pa_pool_free_count(const pa_pool *p);
+
+/* ---- arena.c (all under pa_arena_lock, taken inside) */
+PA_HIDDEN pa_pool *pa_arena_pool_get(void);
+PA_HIDDEN void     pa_arena_pool_put(pa_pool *p);
+PA_HIDDEN size_t   pa_arena_trim(void);
+PA_HIDDEN void     pa_arena_fork_prepare(void);
+PA_HIDDEN void     pa_arena_fork_parent(void);
+PA_HIDDEN void     pa_arena_fork_child(void);
+typedef struct pa_arena_counts {
+    size_t current, peak, allocated, released, cached, pools_purged, dirty_pools;
+} pa_arena_counts;
+PA_HIDDEN void     pa_arena_counts_get(pa_arena_counts *out);
+/* Calls fn on every arena under pa_arena_lock; fn must not allocate or take that lock. */
+PA_HIDDEN void     pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg);
+
+/* ---- space.c */
+extern uint8_t pa_space_map[PA_MAP_ENTRIES];
+PA_HIDDEN pa_arena *pa_space_arena_new(void);
+PA_HIDDEN void      pa_space_arena_release(pa_arena *a);
+PA_HIDDEN size_t    pa_space_regions(void);
+PA_HIDDEN void      pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *arg);
+
+/* ---- os.c: every system call the allocator makes */
+PA_HIDDEN void *pa_os_reserve(size_t size, size_t align);
+PA_HIDDEN int   pa_os_purge(void *addr, size_t size);
+PA_HIDDEN void  pa_os_write(int fd, const char *s, size_t n);
+PA_HIDDEN void  pa_os_fail_next_maps(int n);   /* fault injection for tests */
+PA_HIDDEN _Noreturn void pa_os_fatal(const char *msg);
+
+/* ---- large.c: requests above PA_SMALL_MAX or aligned above PA_ALIGN, through jemalloc */
+PA_HIDDEN void  *pa_large_alloc(size_t size, size_t align, bool zero);
+PA_HIDDEN void   pa_large_free(void *ptr);
+PA_HIDDEN void  *pa_large_realloc(void *ptr, size_t size);
+PA_HIDDEN size_t pa_large_usable(const void *ptr);
+
+/* ---- settings (preload/settings.c): read once at start-up */
+typedef struct pa_settings {
+    unsigned arena_cache;   /* PYARENA_ARENA_CACHE */
+    unsigned purge;         /* PYARENA_PURGE */
+    unsigned dirty_max;     /* PYARENA_DIRTY_MAX */
+} pa_settings;
+extern pa_settings pa_config;
+PA_HIDDEN void pa_settings_read(void);
+
+/* ---- fork.c (preload/) */
+PA_HIDDEN void pa_fork_register(void);
+
+/* ---- init.c (preload/): process-wide start-up, once */
+PA_HIDDEN void pa_init(void);
+extern __thread int pa_tls_in_init __attribute__((tls_model("initial-exec")));
+
+#endif

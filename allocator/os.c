@@ -1,0 +1,80 @@
+/* os.c — every system call the allocator makes: reserving address space, purging pages,
+ * writing messages. Contract: none of these allocates, none uses stdio, and none leaves errno
+ * changed except pa_os_reserve on failure (ENOMEM). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Tests make the next N reservations fail, to walk the out-of-memory paths. */
+static _Atomic int pa_os_fail_maps;
+
+void pa_os_fail_next_maps(int n)
+{
+    atomic_store(&pa_os_fail_maps, n);
+}
+
+/* Maps size bytes of zeroed, readable and writable memory aligned to align (a power of two).
+ * MAP_NORESERVE: pages cost nothing until touched, so a region can be reserved whole. */
+void *pa_os_reserve(size_t size, size_t align)
+{
+    if (atomic_load_explicit(&pa_os_fail_maps, memory_order_relaxed) > 0 &&
+        atomic_fetch_sub(&pa_os_fail_maps, 1) > 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int saved = errno;
+    size_t span = size + align;
+    char *m = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *start = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+    if (start > m)
+        munmap(m, (size_t)(start - m));
+    if (start + size < m + span)
+        munmap(start + size, (size_t)(m + span - (start + size)));
+    errno = saved;
+    return start;
+}
+
+/* Gives the pages back to the OS; they read as zero when touched again. */
+int pa_os_purge(void *addr, size_t size)
+{
+    int saved = errno;
+    int rc = madvise(addr, size, MADV_DONTNEED);
+    errno = saved;
+    return rc;
+}
+
+void pa_os_write(int fd, const char *s, size_t n)
+{
+    int saved = errno;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        s += w;
+        n -= (size_t)w;
+    }
+    errno = saved;
+}
+
+_Noreturn void pa_os_fatal(const char *msg)
+{
+    static const char prefix[] = "pyarena: ";
+    size_t len = 0;
+    while (msg[len])
+        len++;
+    pa_os_write(2, prefix, sizeof prefix - 1);
+    pa_os_write(2, msg, len);
+    pa_os_write(2, "\n", 1);
+    abort();
+}

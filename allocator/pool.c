@@ -1,0 +1,56 @@
+/* pool.c — one pool's blocks: carving a fresh pool into its free list and taking back the
+ * blocks other threads freed into it. Owner-only operations (see internal.h for the states). */
+#include "alloc.h"
+
+/* Carves the whole page at once: it is one page, touched by the first block anyway. */
+void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
+{
+    size_t size = pa_class_size(cls);
+    uint32_t cap = (uint32_t)(PA_POOL_SIZE / size);
+    char *page = pa_pool_page(p);
+    for (uint32_t i = 0; i + 1 < cap; i++)
+        ((pa_block *)(page + i * size))->next = (pa_block *)(page + (i + 1) * size);
+    ((pa_block *)(page + (cap - 1) * size))->next = NULL;
+    p->free = (pa_block *)page;
+    p->used = 0;
+    p->cls = (uint16_t)cls;
+    p->capacity = (uint16_t)cap;
+    p->block_size = (uint32_t)size;
+    p->owner = owner;
+    p->next = p->prev = NULL;
+    p->reclaim_next = NULL;
+    atomic_store_explicit(&p->thread_free, 0, memory_order_relaxed);
+    p->state = PA_POOL_ATTACHED;
+}
+
+/* Moves the blocks other threads freed into p onto its local list, keeping the QUEUED flag.
+ * Returns false when there were none. */
+bool pa_pool_collect(pa_pool *p)
+{
+    uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
+    do {
+        if ((tf & ~PA_TF_FLAGS) == 0)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf & PA_TF_QUEUED,
+                                                    memory_order_acquire, memory_order_relaxed));
+    pa_block *first = (pa_block *)(tf & ~PA_TF_FLAGS), *last = first;
+    uint32_t n = 1;
+    while (last->next) {
+        last = last->next;
+        n++;
+    }
+    last->next = p->free;
+    p->free = first;
+    p->used -= n;
+    p->owner->nremote += n;
+    return true;
+}
+
+/* Blocks on the local list (for stats and checks; owner or quiescent callers only). */
+size_t pa_pool_free_count(const pa_pool *p)
+{
+    size_t n = 0;
+    for (const pa_block *b = p->free; b; b = b->next)
+        n++;
+    return n;
+}

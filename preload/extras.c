@@ -1,0 +1,63 @@
+/* extras.c — the glibc extensions programs call: malloc_trim gives memory back, mallinfo2 /
+ * mallinfo / malloc_stats report pyarena's own figures (small pools) plus jemalloc's (large
+ * path), mallopt is accepted and ignored (pyarena's knobs are PYARENA_* settings). */
+#define _GNU_SOURCE
+#include <jemalloc/jemalloc.h>
+#include <malloc.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "pyarena.h"
+#include "snapshot.h"
+
+PA_EXPORT int malloc_trim(size_t pad)
+{
+    return pa_api_trim();
+}
+
+static size_t je_stat(const char *name)
+{
+    size_t v = 0, len = sizeof v;
+    uint64_t epoch = 1;
+    mallctl("epoch", NULL, NULL, &epoch, sizeof epoch);
+    if (mallctl(name, &v, &len, NULL, 0) != 0)
+        return 0;
+    return v;
+}
+
+PA_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    size_t je_mapped = je_stat("stats.mapped"), je_alloc = je_stat("stats.allocated");
+    mi.arena = s.arena_bytes;                 /* small-object arenas */
+    mi.hblkhd = je_mapped;                    /* large path: jemalloc's mappings */
+    mi.uordblks = s.block_bytes + je_alloc;   /* bytes in use, both paths */
+    mi.fordblks = s.free_bytes + s.pools_free * PA_POOL_SIZE;
+    mi.ordblks = s.pools_free;
+    mi.usmblks = s.arenas.peak * PA_ARENA_SIZE;
+    return mi;
+}
+
+static int clamp_int(size_t v)
+{
+    return v > (size_t)__INT_MAX__ ? __INT_MAX__ : (int)v;
+}
+
+PA_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi = {
+        .arena = clamp_int(m2.arena), .ordblks = clamp_int(m2.ordblks),
+        .hblkhd = clamp_int(m2.hblkhd), .usmblks = clamp_int(m2.usmblks),
+        .uordblks = clamp_int(m2.uordblks), .fordblks = clamp_int(m2.fordblks),
+    };
+    return mi;
+}
+
+PA_EXPORT int mallopt(int param, int value)
+{
+    return 1;
+}

@@ -1,0 +1,28 @@
+/* fork.c — fork safety: every allocator lock is taken before fork and released (or, in the
+ * child, re-created) after, so the child can allocate and free whatever the parent's threads
+ * were doing. Lock order: heaps, then arenas (the order the free paths take them in). */
+#include "internal.h"
+
+static void prepare(void)
+{
+    pa_heap_fork_prepare();
+    pa_arena_fork_prepare();
+}
+
+static void parent(void)
+{
+    pa_arena_fork_parent();
+    pa_heap_fork_parent();
+}
+
+static void child(void)
+{
+    pa_arena_fork_child();
+    pa_heap_fork_child();
+}
+
+void pa_fork_register(void)
+{
+    if (pthread_atfork(prepare, parent, child) != 0)
+        pa_os_fatal("cannot register fork handlers");
+}

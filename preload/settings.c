@@ -1,0 +1,68 @@
+/* settings.c — the PYARENA_* environment settings, read once at start-up with secure_getenv
+ * (ignored in setuid programs). A bad value is reported on stderr and the default kept. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+
+#include "internal.h"
+
+PA_HIDDEN pa_settings pa_config = {
+    .arena_cache = PA_DEFAULT_ARENA_CACHE,
+    .purge = PA_DEFAULT_PURGE,
+    .dirty_max = PA_DEFAULT_DIRTY_MAX,
+};
+
+/* Formats v in decimal into buf (at least 21 bytes); returns the length. */
+static size_t fmt_uint(char *buf, unsigned long v)
+{
+    char tmp[21];
+    size_t n = 0, len = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n)
+        buf[len++] = tmp[--n];
+    return len;
+}
+
+static void complain(const char *name, const char *value, unsigned long max, unsigned dflt)
+{
+    char msg[256];
+    size_t n = 0;
+    const char *parts[] = { "pyarena: ", name, "=", value, ": expected a whole number from 0 to " };
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        for (const char *s = parts[i]; *s && n < 200; s++)
+            msg[n++] = *s;
+    n += fmt_uint(msg + n, max);
+    const char mid[] = "; using ";
+    for (const char *s = mid; *s; s++)
+        msg[n++] = *s;
+    n += fmt_uint(msg + n, dflt);
+    msg[n++] = '\n';
+    pa_os_write(2, msg, n);
+}
+
+static void read_uint(const char *name, unsigned *out, unsigned long max)
+{
+    const char *v = secure_getenv(name);
+    if (v == NULL)
+        return;
+    unsigned long x = 0;
+    const char *s = v;
+    if (*s == '\0')
+        goto bad;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || (x = x * 10 + (unsigned long)(*s - '0')) > max)
+            goto bad;
+    }
+    *out = (unsigned)x;
+    return;
+bad:
+    complain(name, v, max, *out);
+}
+
+void pa_settings_read(void)
+{
+    read_uint("PYARENA_ARENA_CACHE", &pa_config.arena_cache, 1024);
+    read_uint("PYARENA_PURGE", &pa_config.purge, 1);
+    read_uint("PYARENA_DIRTY_MAX", &pa_config.dirty_max, 1UL << 24);
+}

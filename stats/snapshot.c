@@ -1,0 +1,59 @@
+/* snapshot.c — gathers pa_snapshot: walks every arena header under the arena lock and sums the
+ * per-thread counters. Other threads keep running, so figures for their pools are approximate
+ * while they allocate; at exit or when quiescent they are exact. */
+#include <string.h>
+
+#include "alloc.h"
+#include "snapshot.h"
+
+/* Blocks waiting on a pool's remote stack; bounded, since the owner may be taking it. */
+static size_t remote_pending(const pa_pool *p)
+{
+    uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
+    size_t n = 0;
+    for (const pa_block *b = (const pa_block *)(tf & ~PA_TF_FLAGS); b && n < p->capacity; b = b->next)
+        n++;
+    return n;
+}
+
+static void walk_arena(pa_arena *a, void *arg)
+{
+    pa_snapshot *s = arg;
+    for (size_t i = 0; i < PA_ARENA_POOLS; i++) {
+        const pa_pool *p = &a->pools[i];
+        if (p->state == PA_POOL_FREE) {
+            s->pools_free++;
+            continue;
+        }
+        pa_class_snapshot *c = &s->cls[p->cls];
+        size_t pending = remote_pending(p);
+        size_t used = p->used & ~PA_USED_FULL;
+        size_t live = used > pending ? used - pending : 0;
+        s->remote_frees += pending;
+        c->pools++;
+        c->in_use += live;
+        c->free += p->capacity - live;
+        s->pools_in_use++;
+    }
+}
+
+void pa_snapshot_take(pa_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    pa_arena_foreach(walk_arena, s);
+    pa_arena_counts_get(&s->arenas);
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
+        s->threads++;
+        s->remote_frees += h->nremote;
+        for (size_t c = 0; c < PA_NCLASSES; c++)
+            s->cls[c].allocs += h->nalloc[c];
+    }
+    for (size_t c = 0; c < PA_NCLASSES; c++) {
+        pa_class_snapshot *k = &s->cls[c];
+        k->size = (c + 1) * PA_ALIGN;
+        k->frees = k->allocs > k->in_use ? k->allocs - k->in_use : 0;
+        s->block_bytes += k->in_use * k->size;
+        s->free_bytes += k->free * k->size;
+    }
+    s->arena_bytes = s->arenas.current * PA_ARENA_SIZE;
+}

@@ -1,0 +1,31 @@
+/* snapshot.h — a consistent-enough picture of the heap, gathered without allocating: per-class
+ * pools and blocks from the arena headers, counters from every thread's heap. The report
+ * (stats/report.c), mallinfo2 and the tests read it. */
+#ifndef PA_SNAPSHOT_H
+#define PA_SNAPSHOT_H
+
+#include "internal.h"
+
+typedef struct pa_class_snapshot {
+    size_t size;       /* block size */
+    size_t pools;      /* pools of this class in use (ATTACHED or FULL) */
+    size_t in_use;     /* blocks handed out and not freed */
+    size_t free;       /* free blocks in those pools (local lists, remote stacks) */
+    size_t allocs;     /* allocations since start */
+    size_t frees;      /* frees since start (allocs - in_use) */
+} pa_class_snapshot;
+
+typedef struct pa_snapshot {
+    pa_class_snapshot cls[PA_NCLASSES];
+    pa_arena_counts   arenas;
+    size_t            arena_bytes;     /* bytes of arenas held now (in use and cached) */
+    size_t            pools_in_use, pools_free;
+    size_t            block_bytes;     /* bytes in blocks handed out */
+    size_t            free_bytes;      /* bytes in free blocks of pools in use */
+    size_t            threads;         /* heaps ever made: threads that allocated at once */
+    size_t            remote_frees;    /* cross-thread frees, taken back or pending */
+} pa_snapshot;
+
+PA_HIDDEN void pa_snapshot_take(pa_snapshot *s);
+
+#endif

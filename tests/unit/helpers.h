@@ -1,0 +1,46 @@
+/* helpers.h — what every unit test needs: the internal API and a heap checker that walks the
+ * calling thread's rings and every arena, asserting the invariants stated in internal.h. */
+#ifndef PA_TEST_HELPERS_H
+#define PA_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "snapshot.h"
+
+static inline void check_ring(const pa_heap *h)
+{
+    for (size_t c = 0; c < PA_NCLASSES; c++) {
+        const pa_pool *prev = NULL;
+        for (const pa_pool *p = h->cur[c]; p != &pa_empty_pool && p; p = p->next) {
+            cr_assert_eq(p->state, PA_POOL_ATTACHED, "class %zu: ring pool not ATTACHED", c);
+            cr_assert_eq(p->cls, c, "pool of class %u on ring %zu", p->cls, c);
+            cr_assert_eq(p->owner, h);
+            cr_assert_eq(p->prev, prev, "broken back link");
+            cr_assert_leq(p->used & ~PA_USED_FULL, p->capacity);
+            cr_assert_eq(p->used & PA_USED_FULL, 0, "ATTACHED pool flagged FULL");
+            cr_assert_eq(pa_pool_free_count(p) + p->used, p->capacity,
+                         "class %zu: free list + used != capacity", c);
+            if (prev)
+                cr_assert_not_null(p->free, "non-head ring pool without free blocks");
+            prev = p;
+        }
+    }
+    for (const pa_pool *p = h->full; p; p = p->next) {
+        cr_assert_eq(p->state, PA_POOL_FULL);
+        cr_assert_neq(p->used & PA_USED_FULL, 0);
+    }
+}
+
+static inline void check_heap(void)
+{
+    if (pa_tls_heap->state == PA_HEAP_LIVE)
+        check_ring(pa_tls_heap);
+}
+
+/* Page address of a small block. */
+static inline uintptr_t page_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)4095; }
+
+#endif

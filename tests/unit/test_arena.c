@@ -1,0 +1,99 @@
+/* test_arena.c — arenas: fullest first, release of wholly free arenas past the cache, purging
+ * of empty pools' pages, malloc_trim. */
+#define _GNU_SOURCE
+#include <sys/mman.h>
+
+#include "helpers.h"
+
+#define PER_POOL 8                    /* 512-byte blocks a pool */
+#define PER_ARENA (PA_ARENA_POOLS * PER_POOL)
+
+static bool resident(const void *page)
+{
+    unsigned char v = 0;
+    cr_assert_eq(mincore((void *)page_of(page), 4096, &v), 0);
+    return v & 1;
+}
+
+static void **fill(size_t n)
+{
+    void **b = pa_large_alloc(n * sizeof *b, 0, false);
+    for (size_t i = 0; i < n; i++) {
+        b[i] = pa_malloc(512);
+        cr_assert_not_null(b[i]);
+        memset(b[i], 1, 512);
+    }
+    return b;
+}
+
+Test(arena, wholly_free_arenas_are_released_past_the_cache)
+{
+    pa_config.arena_cache = 1;
+    size_t n = 3 * PER_ARENA;
+    void **b = fill(n);
+    pa_arena_counts c;
+    pa_arena_counts_get(&c);
+    cr_assert_geq(c.current, 3);
+    size_t before = c.current;
+    for (size_t i = 0; i < n; i++)
+        pa_free(b[i]);
+    pa_arena_counts_get(&c);
+    /* one arena keeps the class's last pool, one is cached, the rest went back */
+    cr_assert_eq(c.cached, 1);
+    cr_assert_eq(c.current, 2, "current %zu (was %zu)", c.current, before);
+    cr_assert_eq(c.released, before - 2);
+    cr_assert_eq(pa_api_trim(), 1);
+    pa_arena_counts_get(&c);
+    cr_assert_eq(c.current, 0, "malloc_trim left %zu arenas", c.current);
+    cr_assert_eq(c.cached, 0);
+    pa_large_free(b);
+}
+
+Test(arena, fullest_arena_serves_first)
+{
+    pa_config.arena_cache = 4;
+    void **b = fill(PER_ARENA + 3 * PER_POOL);   /* arena A full, arena B with 3 pools */
+    pa_arena *A = pa_arena_of(b[0]), *B = pa_arena_of(b[PER_ARENA + 1]);
+    cr_assert_neq(A, B);
+    /* empty 2 pools of A: A has 2 free pools, B has 60 */
+    for (size_t i = 8; i < 8 + 2 * PER_POOL; i++)
+        pa_free(b[i]);
+    cr_assert_eq(A->nfree, 2);
+    /* the next new pools come from A, the fuller one */
+    void *x[3 * PER_POOL];
+    for (size_t i = 0; i < 3 * PER_POOL; i++)
+        x[i] = pa_malloc(512);
+    cr_assert_eq(pa_arena_of(x[2 * PER_POOL - 1]), A, "a new pool came from the emptier arena");
+    cr_assert_eq(pa_arena_of(x[3 * PER_POOL - 1]), B);
+    pa_large_free(b);
+}
+
+Test(arena, empty_pools_are_purged_over_the_dirty_budget)
+{
+    pa_config.dirty_max = 0;
+    pa_config.arena_cache = 4;
+    void **b = fill(4 * PER_POOL);
+    void *victim = b[PER_POOL];               /* second pool */
+    cr_assert(resident(victim));
+    pa_arena_counts c0, c1;
+    pa_arena_counts_get(&c0);
+    for (size_t i = PER_POOL; i < 2 * PER_POOL; i++)
+        pa_free(b[i]);
+    pa_arena_counts_get(&c1);
+    cr_assert_eq(pa_pool_of(victim)->state, PA_POOL_FREE);
+    cr_assert_eq(c1.pools_purged, c0.pools_purged + 1);
+    cr_assert_not(resident(victim), "purged pool still resident");
+    pa_large_free(b);
+}
+
+Test(arena, purging_can_be_switched_off)
+{
+    pa_config.purge = 0;
+    pa_config.dirty_max = 0;
+    void **b = fill(4 * PER_POOL);
+    void *victim = b[PER_POOL];
+    for (size_t i = PER_POOL; i < 2 * PER_POOL; i++)
+        pa_free(b[i]);
+    cr_assert(resident(victim), "PYARENA_PURGE=0 still purged");
+    pa_large_free(b);
+}

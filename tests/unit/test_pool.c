@@ -1,0 +1,78 @@
+/* test_pool.c — a pool's life: carving, FULL when exhausted, reattached by a free, back to
+ * its arena when empty (all but the last pool of a class). */
+#include "helpers.h"
+
+#define CLS64_CAP (4096 / 64)
+
+Test(pool, fills_one_page_then_detaches_and_moves_on)
+{
+    void *b[CLS64_CAP + 1];
+    for (int i = 0; i < CLS64_CAP; i++) {
+        b[i] = pa_malloc(64);
+        cr_assert_eq(page_of(b[i]), page_of(b[0]), "block %d left the first pool early", i);
+    }
+    pa_pool *first = pa_pool_of(b[0]);
+    cr_assert_eq(first->capacity, CLS64_CAP);
+    cr_assert_eq(first->used, CLS64_CAP);
+    b[CLS64_CAP] = pa_malloc(64);
+    cr_assert_neq(page_of(b[CLS64_CAP]), page_of(b[0]), "a full pool handed out another block");
+    cr_assert_eq(first->state, PA_POOL_FULL);
+    cr_assert_eq(pa_tls_heap->full, first);
+    check_heap();
+
+    /* The first free reattaches it behind the current pool, and it serves again. */
+    pa_free(b[5]);
+    cr_assert_eq(first->state, PA_POOL_ATTACHED);
+    cr_assert_eq(pa_tls_heap->full, NULL);
+    cr_assert_eq(pa_tls_heap->cur[pa_class_of(64)]->next, first);
+    check_heap();
+
+    for (int i = 0; i <= CLS64_CAP; i++)
+        if (i != 5)
+            pa_free(b[i]);
+    /* Both pools emptied: one went back to its arena, the last of the class stays. */
+    pa_pool *second = pa_pool_of(b[CLS64_CAP]);
+    int freed = (first->state == PA_POOL_FREE) + (second->state == PA_POOL_FREE);
+    cr_assert_eq(freed, 1, "expected exactly one of the two empty pools returned");
+    check_heap();
+}
+
+Test(pool, largest_class_packs_eight_blocks_a_pool)
+{
+    void *b[8];
+    for (int i = 0; i < 8; i++) {
+        b[i] = pa_malloc(512);
+        cr_assert_eq(page_of(b[i]), page_of(b[0]));
+    }
+    cr_assert_eq(pa_pool_of(b[0])->capacity, 8);
+    for (int i = 0; i < 8; i++)
+        pa_free(b[i]);
+}
+
+Test(pool, freed_blocks_are_reused_lifo)
+{
+    void *a = pa_malloc(100);
+    pa_free(a);
+    void *b = pa_malloc(100);
+    cr_assert_eq(a, b);
+    pa_free(b);
+}
+
+Test(pool, snapshot_counts_blocks_by_class)
+{
+    void *b[100];
+    for (int i = 0; i < 100; i++)
+        b[i] = pa_malloc(200);
+    for (int i = 0; i < 40; i++)
+        pa_free(b[i]);
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    pa_class_snapshot *c = &s.cls[pa_class_of(200)];
+    cr_assert_eq(c->size, 208);
+    cr_assert_eq(c->in_use, 60);
+    cr_assert_eq(c->allocs, 100);
+    cr_assert_eq(c->frees, 40);
+    cr_assert_eq(c->pools, (60 + 18) / 19, "208-byte pools hold 19 blocks");
+    for (int i = 40; i < 100; i++)
+        pa_free(b[i]);
+}

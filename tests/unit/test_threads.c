@@ -1,0 +1,170 @@
+/* test_threads.c — cross-thread frees (remote stacks, reclaim of FULL pools), thread exit
+ * (abandoned heaps freed into, then adopted), fork with blocks of other threads. */
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+#define N 2000
+
+static void *blocks[N];
+static sem_t go_free, freed;
+
+static void *alloc_then_wait(void *arg)
+{
+    size_t size = (size_t)arg;
+    for (int i = 0; i < N; i++)
+        memset(blocks[i] = pa_malloc(size), 0x5a, size);
+    sem_post(&go_free);
+    sem_wait(&freed);
+    /* every block came back through the remote stacks: reallocating needs no new pool */
+    pa_snapshot before, after;
+    pa_snapshot_take(&before);
+    for (int i = 0; i < N; i++)
+        blocks[i] = pa_malloc(size);
+    pa_snapshot_take(&after);
+    size_t c = pa_class_of(size);
+    cr_assert_eq(after.cls[c].pools, before.cls[c].pools, "remote frees were not reused");
+    cr_assert_eq(after.cls[c].in_use, N);
+    check_ring(pa_tls_heap);
+    return NULL;
+}
+
+Test(threads, remote_frees_return_to_the_owner)
+{
+    sem_init(&go_free, 0, 0);
+    sem_init(&freed, 0, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_then_wait, (void *)64);
+    sem_wait(&go_free);
+    for (int i = 0; i < N; i++) {
+        pa_pool *p = pa_pool_of(blocks[i]);
+        cr_assert_neq(p->owner, pa_tls_heap);
+        pa_free(blocks[i]);
+    }
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.remote_frees, N);
+    cr_assert_eq(s.cls[pa_class_of(64)].in_use, 0, "remote-freed blocks still counted live");
+    sem_post(&freed);
+    pthread_join(t, NULL);
+    for (int i = 0; i < N; i++)
+        pa_free(blocks[i]);
+}
+
+static void *alloc_and_exit(void *arg)
+{
+    for (int i = 0; i < N; i++)
+        blocks[i] = pa_malloc(32 + (size_t)(i % 400));
+    return NULL;
+}
+
+static void *alloc_one(void *arg)
+{
+    *(void **)arg = pa_malloc(32);
+    return NULL;
+}
+
+Test(threads, blocks_of_an_exited_thread_can_be_freed_and_its_heap_is_adopted)
+{
+    void *mine = pa_malloc(16);   /* the main thread's heap exists */
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_and_exit, NULL);
+    pthread_join(t, NULL);
+    pa_heap *dead = pa_pool_of(blocks[0])->owner;
+    cr_assert_eq(dead->state, PA_HEAP_ABANDONED);
+    for (int i = 0; i < N; i++)
+        pa_free(blocks[i]);
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.pools_in_use, 1, "pools of the exited thread not returned (%zu in use)",
+                 s.pools_in_use);
+    void *fresh;
+    pthread_create(&t, NULL, alloc_one, &fresh);
+    pthread_join(t, NULL);
+    cr_assert_eq(pa_pool_of(fresh)->owner, dead, "new thread did not adopt the abandoned heap");
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.threads, 2, "heaps: %zu", s.threads);
+    pa_free(fresh);
+    pa_free(mine);
+}
+
+static void *fill_pools(void *arg)
+{
+    /* two pools of class 512: the first goes FULL; wait while main frees into it */
+    for (int i = 0; i < 9; i++)
+        blocks[i] = pa_malloc(512);
+    pa_pool *first = pa_pool_of(blocks[0]);
+    cr_assert_eq(first->state, PA_POOL_FULL);
+    sem_post(&go_free);
+    sem_wait(&freed);
+    cr_assert_eq(atomic_load(&pa_tls_heap->reclaim), first, "FULL pool not queued");
+    /* exhaust the current pool: the slow path reclaims the FULL pool rather than a new one */
+    for (int i = 9; i < 16; i++)
+        blocks[i] = pa_malloc(512);
+    void *again = pa_malloc(512);
+    cr_assert_eq(pa_pool_of(again), first, "remote-freed FULL pool not reclaimed");
+    cr_assert_eq(first->state, PA_POOL_ATTACHED);
+    check_ring(pa_tls_heap);
+    return NULL;
+}
+
+Test(threads, full_pool_is_reclaimed_after_a_remote_free)
+{
+    sem_init(&go_free, 0, 0);
+    sem_init(&freed, 0, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, fill_pools, NULL);
+    sem_wait(&go_free);
+    pa_free(blocks[3]);
+    pa_free(blocks[4]);
+    sem_post(&freed);
+    pthread_join(t, NULL);
+}
+
+static volatile int stop;
+static void *churn(void *arg)
+{
+    void *local[64] = { 0 };
+    unsigned s = (unsigned)(uintptr_t)arg;
+    while (!stop) {
+        s = s * 1103515245 + 12345;
+        int i = (s >> 8) & 63;
+        pa_free(local[i]);
+        local[i] = pa_malloc(1 + (s >> 16) % 512);
+    }
+    for (int i = 0; i < 64; i++)
+        pa_free(local[i]);
+    return NULL;
+}
+
+Test(threads, fork_child_frees_blocks_of_other_threads)
+{
+    pthread_t t[2];
+    for (int i = 0; i < N; i++)
+        blocks[i] = NULL;
+    pthread_create(&t[0], NULL, alloc_and_exit, NULL);     /* fills blocks[], exits */
+    pthread_join(t[0], NULL);
+    pthread_create(&t[0], NULL, churn, (void *)1);
+    pthread_create(&t[1], NULL, churn, (void *)2);
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (int i = 0; i < N; i++)
+                pa_free(blocks[i]);
+            for (int i = 0; i < N; i++)
+                blocks[i] = pa_malloc(64);
+            for (int i = 0; i < N; i++)
+                pa_free(blocks[i]);
+            _exit(0);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child failed: status %d", st);
+    }
+    stop = 1;
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+}
