@@ -41,9 +41,20 @@ pa_heap *pa_heap_first(void)
 
 /* ---- rings (ATTACHED pools per class, head = allocation pool) and the full list */
 
+static void unpin(pa_pool *p)
+{
+    if (p->pinned) {
+        p->pinned = 0;
+        p->used--;
+    }
+}
+
+/* A pinned pool is the sole member of its ring: whoever joins it ends the pin. */
 static void ring_insert_head(pa_heap *h, pa_pool *p)
 {
     pa_pool *head = h->cur[p->cls];
+    if (head != &pa_empty_pool)
+        unpin(head);
     p->prev = NULL;
     p->next = head == &pa_empty_pool ? NULL : head;
     if (p->next)
@@ -59,6 +70,7 @@ static void ring_insert_second(pa_heap *h, pa_pool *p)
         ring_insert_head(h, p);
         return;
     }
+    unpin(head);
     p->prev = head;
     p->next = head->next;
     if (p->next)
@@ -106,6 +118,7 @@ static bool pool_detach(pa_heap *h, pa_pool *p)
             return false;
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
                                                     memory_order_acq_rel, memory_order_relaxed));
+    unpin(p);
     ring_remove(h, p);
     p->state = PA_POOL_FULL;
     p->used |= PA_USED_FULL;
@@ -123,14 +136,19 @@ static void pool_reattach(pa_heap *h, pa_pool *p)
 }
 
 /* An ATTACHED pool with no block out goes back to its arena, unless it is the only pool of its
- * class (keep = true: avoids taking the arena lock on every fill/empty cycle) or still sits on
- * the reclaim stack (then it is released when popped from there). */
+ * class (keep_last: it is pinned instead, which spares the arena lock on every fill/empty cycle)
+ * or still sits on the reclaim stack (then it is released when popped from there). */
 static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool keep_last)
 {
+    if (!keep_last)
+        unpin(p);
     if (p->used != 0 || p->state != PA_POOL_ATTACHED)
         return;
-    if (keep_last && h->cur[p->cls] == p && p->next == NULL)
+    if (keep_last && h->cur[p->cls] == p && p->next == NULL) {
+        p->pinned = 1;
+        p->used = 1;
         return;
+    }
     if (atomic_load_explicit(&p->thread_free, memory_order_acquire) & PA_TF_QUEUED)
         return;
     ring_remove(h, p);

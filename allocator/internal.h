@@ -60,7 +60,9 @@ enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
 #define PA_TF_FLAGS     ((uintptr_t)3)
 
 /* used's top bit marks a FULL pool, so that the owner's free fast path tests "pool just became
- * empty" and "pool must be reattached" with one comparison. */
+ * empty" and "pool must be reattached" with one comparison. A pinned pool (the only one of its
+ * class) carries +1 in used, so a malloc/free cycle on it never leaves the fast path; live
+ * blocks = (used & ~PA_USED_FULL) - pinned. */
 #define PA_USED_FULL    (UINT32_C(1) << 31)
 
 struct pa_heap;
@@ -79,7 +81,9 @@ typedef struct pa_pool {
     struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
     uint32_t           block_size;
     uint8_t            state;        /* enum pa_pool_state */
-    uint8_t            pad[3];
+    uint8_t            pinned;       /* 1: sole pool of its class ring, with used biased by 1
+                                        so that churn on it never reads as "empty" */
+    uint8_t            pad[2];
 } __attribute__((aligned(64))) pa_pool;
 
 _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");

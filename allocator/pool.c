@@ -21,6 +21,7 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
     p->reclaim_next = NULL;
     atomic_store_explicit(&p->thread_free, 0, memory_order_relaxed);
     p->state = PA_POOL_ATTACHED;
+    p->pinned = 0;
 }
 
 /* Moves the blocks other threads freed into p onto its local list, keeping the QUEUED flag.
