@@ -84,19 +84,29 @@ PA_HIDDEN void  *pa_api_pvalloc(size_t n);
 PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
 PA_HIDDEN int    pa_api_trim(void);
 
+/* With stats on (pa_track_on), small requests take track.c's versions, which record the
+ * request size; off, that costs one compare and branch, and both calls stay tail calls so the
+ * fast paths need no stack frame. */
 static inline void *pa_malloc(size_t n)
 {
-    if (likely(n - 1 < PA_SMALL_MAX))
+    if (likely(n - 1 < PA_SMALL_MAX)) {
+        if (unlikely(pa_track_on))
+            return pa_track_malloc(n);
         return pa_small_alloc(pa_class_of(n));
+    }
     return pa_api_malloc_other(n);
 }
 
 static inline void pa_free(void *ptr)
 {
-    if (likely(pa_owned(ptr)))
-        pa_small_free(ptr);
-    else
+    if (likely(pa_owned(ptr))) {
+        if (unlikely(pa_track_on))
+            pa_track_free(ptr);
+        else
+            pa_small_free(ptr);
+    } else {
         pa_api_free_other(ptr);
+    }
 }
 
 #endif

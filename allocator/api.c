@@ -10,8 +10,12 @@
 /* malloc's miss: size 0 (a unique minimum block, as glibc) or a large size. */
 void *pa_api_malloc_other(size_t n)
 {
-    if (n == 0)
-        return pa_small_alloc(0);
+    if (n == 0) {
+        void *p = pa_small_alloc(0);
+        if (unlikely(pa_track_on))
+            pa_track_alloc(p, 0);
+        return p;
+    }
     return pa_large_alloc(n, 0, false);
 }
 
@@ -61,8 +65,11 @@ void *pa_api_realloc(void *ptr, size_t n)
     if (!small_old && n > PA_SMALL_MAX)
         return pa_large_realloc(ptr, n);
     size_t old = small_old ? pa_pool_of(ptr)->block_size : pa_large_usable(ptr);
-    if (small_old && n <= PA_SMALL_MAX && pa_class_size(pa_class_of(n)) == old)
+    if (small_old && n <= PA_SMALL_MAX && pa_class_size(pa_class_of(n)) == old) {
+        if (unlikely(pa_track_on))
+            pa_track_resize(ptr, n);
         return ptr;
+    }
     void *q = pa_malloc(n);
     if (q == NULL)
         return NULL;

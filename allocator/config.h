@@ -22,6 +22,10 @@
 #define PA_REGION_SHIFT   25
 #define PA_REGION_SIZE    ((size_t)1 << PA_REGION_SHIFT) /* 32 MiB = 128 arenas */
 #define PA_REGION_ARENAS  (PA_REGION_SIZE / PA_ARENA_SIZE)
+/* The region's last 2 MiB (8 arena slots) hold the waste table: one byte per 16-byte granule of
+ * the arenas before it, written only while stats are on (pages untouched otherwise). */
+#define PA_REGION_USABLE  120                            /* arena slots per region */
+#define PA_WASTE_OFFSET   (PA_REGION_USABLE * PA_ARENA_SIZE)
 #define PA_ADDR_BITS      47                             /* user space of x86-64 / aarch64 (4 levels) */
 #define PA_MAP_ENTRIES    ((size_t)1 << (PA_ADDR_BITS - PA_REGION_SHIFT)) /* 4 Mi bytes of .bss */
 #define PA_MAX_REGIONS    4096                           /* 128 GiB of small objects at most */
@@ -36,6 +40,8 @@ _Static_assert(PA_ARENA_SIZE % PA_POOL_SIZE == 0, "an arena is a whole number of
 _Static_assert(PA_ARENA_PAGES == 64, "pool bitmaps of an arena are one 64-bit word");
 _Static_assert(PA_REGION_SIZE % PA_ARENA_SIZE == 0, "a region is a whole number of arenas");
 _Static_assert(PA_REGION_ARENAS == 128, "region slot bitmaps are two 64-bit words");
+_Static_assert(PA_WASTE_OFFSET / PA_ALIGN <= PA_REGION_SIZE - PA_WASTE_OFFSET,
+               "the waste table covers every usable arena");
 _Static_assert(PA_SMALL_MAX * 8 <= PA_POOL_SIZE, "the largest class still fits 8 blocks a pool");
 
 #define likely(x)   __builtin_expect(!!(x), 1)

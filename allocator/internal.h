@@ -115,7 +115,9 @@ typedef struct pa_heap {
     struct pa_heap    *next_abandoned;
     uint64_t           nremote;           /* blocks other threads freed into this heap's pools,
                                              counted when taken back */
-    uint64_t           nlarge_alloc, nlarge_free, nlarge_bytes_alloc, nlarge_bytes_free;
+    int64_t            waste;             /* stats on: class size minus request, summed over
+                                             blocks this thread allocated minus those it freed
+                                             (negative when it frees others' blocks) */
 } pa_heap;
 
 enum pa_heap_state {
@@ -127,8 +129,8 @@ enum pa_heap_state {
 };
 
 /* ---- heap.c */
-extern __thread pa_heap *pa_tls_heap __attribute__((tls_model("initial-exec")));
-extern pa_pool pa_empty_pool;
+PA_HIDDEN extern __thread pa_heap *pa_tls_heap __attribute__((tls_model("initial-exec")));
+PA_HIDDEN extern pa_pool pa_empty_pool;
 PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
 PA_HIDDEN void  pa_heap_free_remote(pa_pool *p, pa_block *b);
@@ -138,7 +140,7 @@ PA_HIDDEN void  pa_heap_fork_prepare(void);
 PA_HIDDEN void  pa_heap_fork_parent(void);
 PA_HIDDEN void  pa_heap_fork_child(void);
 PA_HIDDEN pa_heap *pa_heap_first(void);
-extern pthread_key_t pa_heap_key;
+PA_HIDDEN extern pthread_key_t pa_heap_key;
 
 /* ---- pool.c */
 PA_HIDDEN void   pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls);
@@ -160,7 +162,7 @@ PA_HIDDEN void     pa_arena_counts_get(pa_arena_counts *out);
 PA_HIDDEN void     pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg);
 
 /* ---- space.c */
-extern uint8_t pa_space_map[PA_MAP_ENTRIES];
+PA_HIDDEN extern uint8_t pa_space_map[PA_MAP_ENTRIES];
 PA_HIDDEN pa_arena *pa_space_arena_new(void);
 PA_HIDDEN void      pa_space_arena_release(pa_arena *a);
 PA_HIDDEN size_t    pa_space_regions(void);
@@ -169,7 +171,7 @@ PA_HIDDEN void      pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *a
 /* ---- os.c: every system call the allocator makes */
 PA_HIDDEN void *pa_os_reserve(size_t size, size_t align);
 PA_HIDDEN int   pa_os_purge(void *addr, size_t size);
-PA_HIDDEN void  pa_os_write(int fd, const char *s, size_t n);
+PA_HIDDEN int   pa_os_write(int fd, const char *s, size_t n);
 PA_HIDDEN void  pa_os_fail_next_maps(int n);   /* fault injection for tests */
 PA_HIDDEN _Noreturn void pa_os_fatal(const char *msg);
 
@@ -178,21 +180,37 @@ PA_HIDDEN void  *pa_large_alloc(size_t size, size_t align, bool zero);
 PA_HIDDEN void   pa_large_free(void *ptr);
 PA_HIDDEN void  *pa_large_realloc(void *ptr, size_t size);
 PA_HIDDEN size_t pa_large_usable(const void *ptr);
+#define PA_HIST_BUCKETS 48   /* bucket k: sizes in (2^(k-1), 2^k] */
+typedef struct pa_large_snapshot {
+    size_t in_use, bytes, allocs, frees, mapped;
+    size_t hist[PA_HIST_BUCKETS];
+} pa_large_snapshot;
+PA_HIDDEN void   pa_large_snapshot_take(pa_large_snapshot *s);
 
 /* ---- settings (preload/settings.c): read once at start-up */
 typedef struct pa_settings {
-    unsigned arena_cache;   /* PYARENA_ARENA_CACHE */
-    unsigned purge;         /* PYARENA_PURGE */
-    unsigned dirty_max;     /* PYARENA_DIRTY_MAX */
+    unsigned    arena_cache;   /* PYARENA_ARENA_CACHE */
+    unsigned    purge;         /* PYARENA_PURGE */
+    unsigned    dirty_max;     /* PYARENA_DIRTY_MAX */
+    const char *stats;         /* PYARENA_STATS: NULL (off), "stderr", or a path with %p */
+    int         stats_format;  /* PYARENA_STATS_FORMAT: PYARENA_STATS_TEXT or _JSON */
 } pa_settings;
-extern pa_settings pa_config;
+PA_HIDDEN extern pa_settings pa_config;
 PA_HIDDEN void pa_settings_read(void);
+
+/* ---- track.c: request sizes while stats are on (the waste table, see config.h) */
+PA_HIDDEN extern uint8_t pa_track_on;
+PA_HIDDEN void *pa_track_malloc(size_t n);      /* small malloc (n <= 512), recorded */
+PA_HIDDEN void  pa_track_free(void *p);         /* small free, recorded */
+PA_HIDDEN void  pa_track_alloc(void *p, size_t n);
+PA_HIDDEN void  pa_track_resize(void *p, size_t n);
+PA_HIDDEN int64_t pa_track_waste(void);
 
 /* ---- fork.c (preload/) */
 PA_HIDDEN void pa_fork_register(void);
 
 /* ---- init.c (preload/): process-wide start-up, once */
 PA_HIDDEN void pa_init(void);
-extern __thread int pa_tls_in_init __attribute__((tls_model("initial-exec")));
+PA_HIDDEN extern __thread int pa_tls_in_init __attribute__((tls_model("initial-exec")));
 
 #endif

@@ -3,6 +3,7 @@
  * jemalloc is never handed size 0 (undefined for the *allocx functions). */
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -41,4 +42,71 @@ void *pa_large_realloc(void *ptr, size_t size)
 size_t pa_large_usable(const void *ptr)
 {
     return sallocx(ptr, 0);
+}
+
+/* ---- jemalloc's own accounting, for the stats report. Its thread caches hold freed blocks
+ * that it still counts as allocated: the calling thread's cache is flushed first (threads
+ * that exited flushed theirs), so at exit the figures are exact. */
+
+static size_t ctl_size(const char *name)
+{
+    size_t v = 0, len = sizeof v;
+    return mallctl(name, &v, &len, NULL, 0) == 0 ? v : 0;
+}
+
+static uint64_t ctl_u64(const char *name)
+{
+    uint64_t v = 0;
+    size_t len = sizeof v;
+    return mallctl(name, &v, &len, NULL, 0) == 0 ? v : 0;
+}
+
+static unsigned bucket_of(size_t size)
+{
+    unsigned k = size <= 1 ? 0 : 64 - (unsigned)__builtin_clzl(size - 1);
+    return k < PA_HIST_BUCKETS ? k : PA_HIST_BUCKETS - 1;
+}
+
+/* Current count of each size class: bins (jemalloc's small classes) and large extents. */
+static void count_classes(pa_large_snapshot *s, const char *nclasses, const char *size_name,
+                          const char *count_name)
+{
+    unsigned n = 0;
+    size_t len = sizeof n, smib[4], cmib[6], slen = 4, clen = 6;
+    if (mallctl(nclasses, &n, &len, NULL, 0) != 0 ||
+        mallctlnametomib(size_name, smib, &slen) != 0 ||
+        mallctlnametomib(count_name, cmib, &clen) != 0)
+        return;
+    cmib[2] = MALLCTL_ARENAS_ALL;
+    for (unsigned j = 0; j < n; j++) {
+        size_t size = 0, count = 0;
+        smib[2] = j;
+        cmib[4] = j;
+        len = sizeof size;
+        if (mallctlbymib(smib, slen, &size, &len, NULL, 0) != 0)
+            continue;
+        len = sizeof count;
+        if (mallctlbymib(cmib, clen, &count, &len, NULL, 0) != 0 || count == 0)
+            continue;
+        s->in_use += count;
+        s->hist[bucket_of(size)] += count;
+    }
+}
+
+void pa_large_snapshot_take(pa_large_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    mallctl("epoch", &epoch, &len, &epoch, len);
+    s->bytes = ctl_size("stats.allocated");
+    s->mapped = ctl_size("stats.mapped");
+    count_classes(s, "arenas.nbins", "arenas.bin.0.size", "stats.arenas.0.bins.0.curregs");
+    count_classes(s, "arenas.nlextents", "arenas.lextent.0.size",
+                  "stats.arenas.0.lextents.0.curlextents");
+    _Static_assert(MALLCTL_ARENAS_ALL == 4096, "the names below merge all arenas");
+    s->allocs = ctl_u64("stats.arenas.4096.small.nrequests") +
+                ctl_u64("stats.arenas.4096.large.nrequests");
+    s->frees = s->allocs > s->in_use ? s->allocs - s->in_use : 0;
 }

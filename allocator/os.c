@@ -52,19 +52,23 @@ int pa_os_purge(void *addr, size_t size)
     return rc;
 }
 
-void pa_os_write(int fd, const char *s, size_t n)
+/* Writes all of s; returns 0, or the errno of the failed write (errno itself is kept). */
+int pa_os_write(int fd, const char *s, size_t n)
 {
-    int saved = errno;
+    int saved = errno, err = 0;
     while (n > 0) {
         ssize_t w = write(fd, s, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            err = w < 0 ? errno : EIO;
             break;
+        }
         s += w;
         n -= (size_t)w;
     }
     errno = saved;
+    return err;
 }
 
 _Noreturn void pa_os_fatal(const char *msg)

@@ -46,6 +46,7 @@ static pa_region *region_new(void)
         pa_os_fatal("the kernel mapped memory above the 47-bit address space");
     pa_region *r = &pa_regions[pa_nregions++];
     r->base = base;
+    r->taken[1] = ~UINT64_C(0) << (PA_REGION_USABLE - 64);   /* the waste table's slots */
     pa_space_map[(uintptr_t)base >> PA_REGION_SHIFT] = 1;
     return r;
 }
@@ -86,9 +87,10 @@ void pa_space_arena_release(pa_arena *a)
 /* Calls fn on every arena that holds a slot (in use or cached). */
 void pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *arg)
 {
+    const uint64_t arena_slots[2] = { ~UINT64_C(0), ~(~UINT64_C(0) << (PA_REGION_USABLE - 64)) };
     for (size_t i = 0; i < pa_nregions; i++)
         for (int w = 0; w < 2; w++)
-            for (uint64_t t = pa_regions[i].taken[w]; t; t &= t - 1)
+            for (uint64_t t = pa_regions[i].taken[w] & arena_slots[w]; t; t &= t - 1)
                 fn((pa_arena *)(pa_regions[i].base +
                                 (size_t)(w * 64 + __builtin_ctzll(t)) * PA_ARENA_SIZE), arg);
 }

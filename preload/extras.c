@@ -57,6 +57,12 @@ PA_EXPORT struct mallinfo mallinfo(void)
     return mi;
 }
 
+/* glibc prints its statistics on stderr; pyarena prints its text report there. */
+PA_EXPORT void malloc_stats(void)
+{
+    pa_stats_write(2, PYARENA_STATS_TEXT);
+}
+
 PA_EXPORT int mallopt(int param, int value)
 {
     return 1;

@@ -2,6 +2,7 @@
  * be the dynamic loader's first malloc, before any constructor) or by our constructor. Nothing
  * here may allocate through malloc; a re-entrant malloc during start-up is served by jemalloc. */
 #include "internal.h"
+#include "snapshot.h"
 
 PA_HIDDEN __thread int pa_tls_in_init __attribute__((tls_model("initial-exec")));
 
@@ -20,6 +21,8 @@ void pa_init(void)
         if (pthread_key_create(&pa_heap_key, pa_heap_thread_exit) != 0)
             pa_os_fatal("cannot create the thread-exit key");
         pa_fork_register();
+        if (pa_config.stats)
+            pa_stats_setup();
         atomic_store_explicit(&pa_init_done, 1, memory_order_release);
     }
     pthread_mutex_unlock(&pa_init_lock);

@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "pyarena.h"
+#include "snapshot.h"
 
 PA_EXPORT void *malloc(size_t n)
 {
@@ -68,3 +69,8 @@ PA_EXPORT void  pyarena_free(void *ptr)                   { pa_free(ptr); }
 PA_EXPORT void *pyarena_calloc(size_t count, size_t size) { return pa_api_calloc(count, size); }
 PA_EXPORT void *pyarena_realloc(void *ptr, size_t n)      { return pa_api_realloc(ptr, n); }
 PA_EXPORT size_t pyarena_usable_size(const void *ptr)     { return pa_api_usable_size(ptr); }
+
+PA_EXPORT int pyarena_stats_print(int fd, int format)
+{
+    return pa_stats_write(fd, format);
+}

@@ -28,4 +28,10 @@ typedef struct pa_snapshot {
 
 PA_HIDDEN void pa_snapshot_take(pa_snapshot *s);
 
+/* ---- report.c: the report to fd (PYARENA_STATS_TEXT or _JSON); 0, or -1 with errno */
+PA_HIDDEN int  pa_stats_write(int fd, int format);
+
+/* ---- dump.c: start-up when PYARENA_STATS is set */
+PA_HIDDEN void pa_stats_setup(void);
+
 #endif

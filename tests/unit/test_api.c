@@ -160,7 +160,7 @@ Test(oom, new_arena_failure_after_heap_exists)
     void *keep = pa_malloc(16);                  /* heap and first region exist */
     pa_config.arena_cache = 0;
     /* exhaust the region's arenas so the next pool needs a new region */
-    size_t n = (PA_REGION_ARENAS * PA_ARENA_POOLS + 1) * 8;
+    size_t n = (PA_REGION_USABLE * PA_ARENA_POOLS + 1) * 8;
     void **b = pa_large_alloc(n * sizeof *b, 0, false);
     size_t got = 0;
     pa_os_fail_next_maps(1);
@@ -171,7 +171,7 @@ Test(oom, new_arena_failure_after_heap_exists)
     }
     cr_assert_lt(got, n, "the injected failure was never hit");
     cr_assert_eq(errno, ENOMEM);
-    cr_assert_eq(got, PA_REGION_ARENAS * PA_ARENA_POOLS * 8 - 8 * (1 + 0),
+    cr_assert_eq(got, PA_REGION_USABLE * PA_ARENA_POOLS * 8 - 8 * (1 + 0),
                  "failed after %zu blocks", got);
     void *p = pa_malloc(512);
     cr_assert_not_null(p, "no recovery after the failure");

@@ -1,0 +1,104 @@
+/* dump.c — the report at exit: where it goes (a duplicate of stderr taken at start-up, since
+ * programs close stderr before exit, or a file named by PYARENA_STATS with %p replaced by the
+ * pid, so each forked child writes its own), and when (an atexit handler registered at
+ * start-up, so it runs after the program's own handlers). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "pyarena.h"
+#include "snapshot.h"
+
+static int pa_stats_fd = -1;   /* duplicate of stderr, when the report goes there */
+
+static bool to_stderr(const char *dest)
+{
+    return strcmp(dest, "1") == 0 || strcmp(dest, "stderr") == 0;
+}
+
+static size_t append(char *buf, size_t n, size_t cap, const char *s, size_t len)
+{
+    if (n + len >= cap)
+        return cap;
+    memcpy(buf + n, s, len);
+    return n + len;
+}
+
+/* Expands %p (pid) and %% in pattern; returns false if the result does not fit. */
+static bool expand(char *buf, size_t cap, const char *pattern)
+{
+    size_t n = 0;
+    for (const char *s = pattern; *s && n < cap; s++) {
+        if (s[0] == '%' && s[1] == 'p') {
+            char pid[24], t[24];
+            size_t k = 0, len = 0;
+            unsigned long v = (unsigned long)getpid();
+            do
+                t[k++] = (char)('0' + v % 10);
+            while ((v /= 10) != 0);
+            while (k)
+                pid[len++] = t[--k];
+            n = append(buf, n, cap, pid, len);
+            s++;
+        } else if (s[0] == '%' && s[1] == '%') {
+            n = append(buf, n, cap, "%", 1);
+            s++;
+        } else {
+            n = append(buf, n, cap, s, 1);
+        }
+    }
+    if (n >= cap)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+static void complain(const char *what, const char *path, int err)
+{
+    const char *parts[] = { "pyarena: ", what, " ", path, ": ", strerror(err), "\n" };
+    char msg[512];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        n = append(msg, n, sizeof msg, parts[i], strlen(parts[i]));
+    pa_os_write(pa_stats_fd >= 0 ? pa_stats_fd : 2, msg, n < sizeof msg ? n : sizeof msg - 1);
+}
+
+static void at_exit(void)
+{
+    const char *dest = pa_config.stats;
+    if (to_stderr(dest)) {
+        pa_stats_write(pa_stats_fd >= 0 ? pa_stats_fd : 2, pa_config.stats_format);
+        return;
+    }
+    if (getauxval(AT_SECURE))
+        return;
+    char path[4096];
+    if (!expand(path, sizeof path, dest)) {
+        complain("stats file name too long:", dest, ENAMETOOLONG);
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        complain("cannot write stats to", path, errno);
+        return;
+    }
+    if (pa_stats_write(fd, pa_config.stats_format) != 0)
+        complain("cannot write stats to", path, errno);
+    close(fd);
+}
+
+/* Start-up, when PYARENA_STATS is set: track request sizes, keep stderr, register the dump. */
+void pa_stats_setup(void)
+{
+    pa_track_on = 1;
+    if (to_stderr(pa_config.stats)) {
+        pa_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+        if (pa_stats_fd < 0)
+            pa_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    }
+    atexit(at_exit);
+}

@@ -1,0 +1,71 @@
+/* stats_pattern.c — a known allocation pattern for the stats report, run under the preload.
+ * `stats_pattern 0` is the baseline: libc's start-up blocks and the same helper thread;
+ * `stats_pattern 1` leaves, at exit:
+ *   1000 blocks of 100 bytes live (1500 allocated, 500 freed)        -> class 112
+ *   150 blocks of 40 bytes live (300 allocated, 150 freed, 50 of them by another thread)
+ *   10 blocks of 100000 bytes live on the large path
+ * `stats_pattern fork` forks; both processes exit normally and print their pid.
+ * `stats_pattern close` closes stderr before exit, as coreutils do. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void *small40[300];
+
+static void *remote_free(void *arg)
+{
+    if (arg)
+        for (int i = 150; i < 200; i++)
+            free(small40[i]);
+    void *volatile mine = malloc(24);   /* this thread allocates too: one more heap */
+    free(mine);
+    return NULL;
+}
+
+static void pattern(void)
+{
+    static void *keep[1000], *large[10];
+    for (int i = 0; i < 1000; i++)
+        memset(keep[i] = malloc(100), 1, 100);
+    for (int i = 0; i < 500; i++) {
+        void *volatile p = malloc(100);   /* volatile: the compiler may not elide the pair */
+        free(p);
+    }
+    for (int i = 0; i < 300; i++)
+        small40[i] = malloc(40);
+    for (int i = 200; i < 300; i++)
+        free(small40[i]);
+    pthread_t t;
+    pthread_create(&t, NULL, remote_free, small40);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 10; i++)
+        memset(large[i] = malloc(100000), 2, 100000);
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "1";
+    if (strcmp(mode, "1") == 0) {
+        pattern();
+    } else if (strcmp(mode, "0") == 0) {
+        pthread_t t;   /* the same thread, minus the frees: glibc's thread blocks cancel out */
+        pthread_create(&t, NULL, remote_free, NULL);
+        pthread_join(t, NULL);
+    }
+    if (strcmp(mode, "fork") == 0) {
+        pid_t child = fork();
+        if (child == 0) {
+            void *volatile p = malloc(64);
+            free(p);
+            exit(0);
+        }
+        waitpid(child, NULL, 0);
+        printf("%d %d\n", (int)getpid(), (int)child);
+    }
+    if (strcmp(mode, "close") == 0)
+        close(2);
+    return 0;
+}
