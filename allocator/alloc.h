@@ -38,7 +38,41 @@ static inline void *pa_pool_page(const pa_pool *p)
     return (char *)a + ((size_t)(p - a->pools) + 1) * PA_POOL_SIZE;
 }
 
-/* Pop a block of class cls from the calling thread's current pool. */
+/* Free-list links as the slow paths read and write them: encoded with pa_list_key, which is 0
+ * except under PYARENA_CHECK=2, when only the careful paths run. The inline fast paths below
+ * run only while pa_mode == 0, so they use the raw links. */
+static inline pa_block *pa_next(const pa_block *b)
+{
+    return (pa_block *)((uintptr_t)b->next ^ pa_list_key);
+}
+
+static inline void pa_link(pa_block *b, pa_block *next)
+{
+    b->next = (pa_block *)((uintptr_t)next ^ pa_list_key);
+}
+
+/* What a free block carries in its second word (checks on): a random secret mixed with its
+ * address, so a second free of it is caught, and a write after free likely breaks it. */
+static inline uintptr_t pa_free_mark(const pa_block *b)
+{
+    return pa_free_key ^ (uintptr_t)b;
+}
+
+/* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
+ * 2^32, is below magic = ceil(2^32 / size) (Lemire, Kaser and Kurz: exact for every 12-bit
+ * offset and size up to 512; checked exhaustively). Past `limit` lies only the page's slack. */
+static inline bool pa_block_start(const pa_pool *p, const void *ptr)
+{
+    uint32_t off = (uint32_t)((uintptr_t)ptr & (PA_POOL_SIZE - 1));
+    return off * p->magic < p->magic && off < p->limit;
+}
+
+static inline uint32_t pa_pool_capacity(const pa_pool *p)
+{
+    return (uint32_t)p->limit / p->block_size;
+}
+
+/* Pop a block of class cls from the calling thread's current pool (level 1, pa_mode == 0). */
 static inline void *pa_small_alloc(size_t cls)
 {
     pa_heap *h = pa_tls_heap;
@@ -49,11 +83,13 @@ static inline void *pa_small_alloc(size_t cls)
     p->free = b->next;
     p->used++;
     h->nalloc[cls]++;
+    b->mark = 0;
     return b;
 }
 
 /* Push a small block back: onto its pool's local list when this thread owns the pool, else
- * onto the pool's remote stack. */
+ * onto the pool's remote stack. Level 1 checks: the pointer starts a block of a pool in use,
+ * and the block is not already free (a matching mark is confirmed out of line). */
 static inline void pa_small_free(void *ptr)
 {
     pa_pool *p = pa_pool_of(ptr);
@@ -63,6 +99,11 @@ static inline void pa_small_free(void *ptr)
         pa_heap_free_remote(p, b);
         return;
     }
+    if (likely(pa_check_on) && unlikely(!pa_block_start(p, ptr) || b->mark == pa_free_mark(b))) {
+        pa_free_suspect(h, p, b);   /* a tail call: the fast path keeps no stack frame */
+        return;
+    }
+    b->mark = pa_free_mark(b);
     b->next = p->free;
     p->free = b;
     uint32_t u = --p->used;
@@ -84,14 +125,14 @@ PA_HIDDEN void  *pa_api_pvalloc(size_t n);
 PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
 PA_HIDDEN int    pa_api_trim(void);
 
-/* With stats on (pa_track_on), small requests take track.c's versions, which record the
- * request size; off, that costs one compare and branch, and both calls stay tail calls so the
- * fast paths need no stack frame. */
+/* Stats tracking and PYARENA_CHECK=2 set pa_mode and take the careful paths of check.c; in the
+ * default mode that costs one compare and branch, and both calls stay tail calls so the fast
+ * paths need no stack frame. PYARENA_CHECK=0 stays on the fast paths, minus the checks. */
 static inline void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
-        if (unlikely(pa_track_on))
-            return pa_track_malloc(n);
+        if (unlikely(pa_mode))
+            return pa_careful_malloc(n);
         return pa_small_alloc(pa_class_of(n));
     }
     return pa_api_malloc_other(n);
@@ -100,8 +141,8 @@ static inline void *pa_malloc(size_t n)
 static inline void pa_free(void *ptr)
 {
     if (likely(pa_owned(ptr))) {
-        if (unlikely(pa_track_on))
-            pa_track_free(ptr);
+        if (unlikely(pa_mode))
+            pa_careful_free(ptr);
         else
             pa_small_free(ptr);
     } else {

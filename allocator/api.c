@@ -10,19 +10,17 @@
 /* malloc's miss: size 0 (a unique minimum block, as glibc) or a large size. */
 void *pa_api_malloc_other(size_t n)
 {
-    if (n == 0) {
-        void *p = pa_small_alloc(0);
-        if (unlikely(pa_track_on))
-            pa_track_alloc(p, 0);
-        return p;
-    }
+    if (n == 0)
+        return pa_mode ? pa_careful_malloc(0) : pa_small_alloc(0);
     return pa_large_alloc(n, 0, false);
 }
 
 void pa_api_free_other(void *ptr)
 {
-    if (ptr != NULL)
+    if (ptr != NULL) {
+        pa_check_large(ptr, "free");
         pa_large_free(ptr);
+    }
 }
 
 void *pa_api_calloc(size_t count, size_t size)
@@ -45,8 +43,11 @@ size_t pa_api_usable_size(const void *ptr)
 {
     if (ptr == NULL)
         return 0;
-    if (pa_owned(ptr))
+    if (pa_owned(ptr)) {
+        pa_check_live(ptr, "malloc_usable_size");
         return pa_pool_of(ptr)->block_size;
+    }
+    pa_check_large(ptr, "malloc_usable_size");
     return pa_large_usable(ptr);
 }
 
@@ -62,6 +63,10 @@ void *pa_api_realloc(void *ptr, size_t n)
         return NULL;
     }
     bool small_old = pa_owned(ptr);
+    if (small_old)
+        pa_check_live(ptr, "realloc");
+    else
+        pa_check_large(ptr, "realloc");
     if (!small_old && n > PA_SMALL_MAX)
         return pa_large_realloc(ptr, n);
     size_t old = small_old ? pa_pool_of(ptr)->block_size : pa_large_usable(ptr);

@@ -30,7 +30,10 @@
 #define PA_MAP_ENTRIES    ((size_t)1 << (PA_ADDR_BITS - PA_REGION_SHIFT)) /* 4 Mi bytes of .bss */
 #define PA_MAX_REGIONS    4096                           /* 128 GiB of small objects at most */
 
+#define PA_FREE_FILL      0xdb                           /* PYARENA_CHECK=2: free blocks' bytes */
+
 /* Defaults of the settings (README, "Settings"). */
+#define PA_DEFAULT_CHECK        1      /* cheap checks: double free, invalid pointers */
 #define PA_DEFAULT_ARENA_CACHE  2      /* wholly free arenas kept mapped and resident */
 #define PA_DEFAULT_PURGE        1      /* release the pages of empty pools with madvise */
 #define PA_DEFAULT_DIRTY_MAX    256    /* empty, still resident pools tolerated before purging */

@@ -170,11 +170,11 @@ static void heap_reclaim(pa_heap *h)
         if (first) {
             pa_block *last = first;
             uint32_t n = 1;
-            while (last->next) {
-                last = last->next;
+            while (pa_next(last)) {
+                last = pa_next(last);
                 n++;
             }
-            last->next = p->free;
+            pa_link(last, p->free);
             p->free = first;
             p->used -= n;
             h->nremote += n;
@@ -275,9 +275,10 @@ void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
         return NULL;
     }
     pa_block *b = p->free;
-    p->free = b->next;
+    p->free = pa_next(b);
     p->used++;
     h->nalloc[cls]++;
+    pa_check_handout(p, b);
     return b;
 }
 
@@ -292,23 +293,22 @@ void pa_heap_free_slow(pa_heap *h, pa_pool *p)
     pool_release_if_empty(h, p, h->state == PA_HEAP_LIVE);
 }
 
-static PA_COLD void invalid_free(const void *ptr)
-{
-    (void)ptr;
-    pa_os_fatal("invalid pointer passed to free (inside an arena, but not in a pool in use)");
-}
-
-/* p's owner is not the calling thread. */
+/* p's owner is not the calling thread (or p is not in use at all: a bad pointer). */
 void pa_heap_free_remote(pa_pool *p, pa_block *b)
 {
-    if (unlikely(p->state == PA_POOL_FREE))
-        invalid_free(b);
+    if (pa_check_level) {
+        if (unlikely(p->state == PA_POOL_FREE))
+            pa_check_fail("invalid pointer", b, "free", 0);
+        if (unlikely(!pa_block_start(p, b) || b->mark == pa_free_mark(b)))
+            pa_check_free_slow(p, b, "free");
+    }
+    pa_check_freed(p, b);
     pa_heap *owner = p->owner;
     int st = atomic_load_explicit(&owner->state, memory_order_acquire);
     if (unlikely(st == PA_HEAP_ABANDONED)) {
         pthread_mutex_lock(&pa_heaps_lock);
         if (atomic_load_explicit(&owner->state, memory_order_relaxed) == PA_HEAP_ABANDONED) {
-            b->next = p->free;
+            pa_link(b, p->free);
             p->free = b;
             owner->nremote++;
             uint32_t u = --p->used;
@@ -321,7 +321,7 @@ void pa_heap_free_remote(pa_pool *p, pa_block *b)
     }
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), nw;
     do {
-        b->next = (pa_block *)(tf & ~PA_TF_FLAGS);
+        pa_link(b, (pa_block *)(tf & ~PA_TF_FLAGS));
         nw = (uintptr_t)b | (tf & PA_TF_QUEUED) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, nw,
                                                     memory_order_release, memory_order_relaxed));

@@ -42,8 +42,8 @@
 
 /* A free block; the two words fit the smallest class. */
 typedef struct pa_block {
-    struct pa_block *next;
-    uintptr_t        mark;        /* reserved for free-block checks */
+    struct pa_block *next;        /* xor pa_list_key (0 unless PYARENA_CHECK=2) */
+    uintptr_t        mark;        /* pa_free_mark(b) while free, 0 once handed out (checks on) */
 } pa_block;
 
 enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
@@ -67,23 +67,25 @@ enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
 
 struct pa_heap;
 
-/* Pool descriptor: one cache line, so that owners of neighbouring pools never share a line. */
+/* Pool descriptor: one cache line, so that owners of neighbouring pools never share a line.
+ * state sits at byte 61, which for the header page's pseudo-descriptor (pools[-1]) falls in the
+ * arena header's padding and reads as PA_POOL_FREE. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
     uint32_t           used;         /* owner: blocks not on `free` (live or remote-freed but not
-                                        collected) | PA_USED_FULL; 0 with the state ATTACHED means
-                                        the pool is empty */
-    uint16_t           cls;          /* size class index; block size = (cls + 1) * 16 */
-    uint16_t           capacity;     /* blocks in the pool: 4096 / block size */
-    struct pa_heap    *owner;        /* heap that allocates from it; fixed while not FREE */
+                                        collected) | PA_USED_FULL, + pinned; see PA_USED_FULL */
+    uint16_t           block_size;   /* (cls + 1) * 16 */
+    uint16_t           limit;        /* end of the last block: capacity * block_size */
+    struct pa_heap    *owner;        /* heap that allocates from it; NULL while FREE */
     struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FULL: full list; FREE: arena list */
     _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
     struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
-    uint32_t           block_size;
+    uint32_t           magic;        /* ceil(2^32 / block_size): divisibility by a multiply */
+    uint8_t            cls;          /* size class index */
     uint8_t            state;        /* enum pa_pool_state */
     uint8_t            pinned;       /* 1: sole pool of its class ring, with used biased by 1
                                         so that churn on it never reads as "empty" */
-    uint8_t            pad[2];
+    uint8_t            pad;
 } __attribute__((aligned(64))) pa_pool;
 
 _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");
@@ -189,6 +191,7 @@ PA_HIDDEN void   pa_large_snapshot_take(pa_large_snapshot *s);
 
 /* ---- settings (preload/settings.c): read once at start-up */
 typedef struct pa_settings {
+    unsigned    check;         /* PYARENA_CHECK */
     unsigned    arena_cache;   /* PYARENA_ARENA_CACHE */
     unsigned    purge;         /* PYARENA_PURGE */
     unsigned    dirty_max;     /* PYARENA_DIRTY_MAX */
@@ -200,11 +203,33 @@ PA_HIDDEN void pa_settings_read(void);
 
 /* ---- track.c: request sizes while stats are on (the waste table, see config.h) */
 PA_HIDDEN extern uint8_t pa_track_on;
-PA_HIDDEN void *pa_track_malloc(size_t n);      /* small malloc (n <= 512), recorded */
-PA_HIDDEN void  pa_track_free(void *p);         /* small free, recorded */
-PA_HIDDEN void  pa_track_alloc(void *p, size_t n);
-PA_HIDDEN void  pa_track_resize(void *p, size_t n);
+PA_HIDDEN void    pa_track_alloc(void *p, size_t n);
+PA_HIDDEN void    pa_track_free(const void *p);
+PA_HIDDEN void    pa_track_resize(void *p, size_t n);
 PA_HIDDEN int64_t pa_track_waste(void);
+
+/* ---- check.c: bad input (PYARENA_CHECK) and the careful paths */
+/* pa_mode: non-zero sends every small malloc and free through the careful paths of check.c
+ * (stats tracking, PYARENA_CHECK=2); zero, the inline fast paths do level 0 or 1 themselves,
+ * as pa_check_on says. */
+#define PA_MODE_TRACK    1
+#define PA_MODE_HARDEN   2
+PA_HIDDEN extern uint8_t   pa_mode;
+PA_HIDDEN extern uint8_t   pa_check_on;        /* PYARENA_CHECK >= 1 */
+PA_HIDDEN extern unsigned  pa_check_level;     /* PYARENA_CHECK: 0, 1 (default) or 2 */
+PA_HIDDEN extern uintptr_t pa_free_key;        /* secret behind the free-block mark */
+PA_HIDDEN extern uintptr_t pa_list_key;        /* free-list pointer encoding, level 2 */
+PA_HIDDEN void  pa_check_init(void);
+PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
+PA_HIDDEN void  pa_careful_free(void *ptr);    /* small (owned) */
+PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);
+PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_check_live(const void *ptr, const char *fn);
+PA_HIDDEN void  pa_check_large(const void *ptr, const char *fn);
+PA_HIDDEN void  pa_check_handout(pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_check_freed(pa_pool *p, pa_block *b);
+PA_HIDDEN _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn,
+                                       size_t class_size);
 
 /* ---- fork.c (preload/) */
 PA_HIDDEN void pa_fork_register(void);

@@ -1,21 +1,27 @@
 /* pool.c — one pool's blocks: carving a fresh pool into its free list and taking back the
  * blocks other threads freed into it. Owner-only operations (see internal.h for the states). */
+#include <string.h>
+
 #include "alloc.h"
 
-/* Carves the whole page at once: it is one page, touched by the first block anyway. */
+/* Carves the whole page at once: it is one page, touched by the first block anyway. Under
+ * PYARENA_CHECK=2 the page is first filled with the free pattern that handing out verifies. */
 void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
 {
     size_t size = pa_class_size(cls);
     uint32_t cap = (uint32_t)(PA_POOL_SIZE / size);
     char *page = pa_pool_page(p);
+    if (pa_check_level >= 2)
+        memset(page, PA_FREE_FILL, PA_POOL_SIZE);
     for (uint32_t i = 0; i + 1 < cap; i++)
-        ((pa_block *)(page + i * size))->next = (pa_block *)(page + (i + 1) * size);
-    ((pa_block *)(page + (cap - 1) * size))->next = NULL;
+        pa_link((pa_block *)(page + i * size), (pa_block *)(page + (i + 1) * size));
+    pa_link((pa_block *)(page + (cap - 1) * size), NULL);
     p->free = (pa_block *)page;
     p->used = 0;
-    p->cls = (uint16_t)cls;
-    p->capacity = (uint16_t)cap;
-    p->block_size = (uint32_t)size;
+    p->cls = (uint8_t)cls;
+    p->limit = (uint16_t)(cap * size);
+    p->block_size = (uint16_t)size;
+    p->magic = (uint32_t)(((UINT64_C(1) << 32) + size - 1) / size);
     p->owner = owner;
     p->next = p->prev = NULL;
     p->reclaim_next = NULL;
@@ -36,11 +42,11 @@ bool pa_pool_collect(pa_pool *p)
                                                     memory_order_acquire, memory_order_relaxed));
     pa_block *first = (pa_block *)(tf & ~PA_TF_FLAGS), *last = first;
     uint32_t n = 1;
-    while (last->next) {
-        last = last->next;
+    while (pa_next(last)) {
+        last = pa_next(last);
         n++;
     }
-    last->next = p->free;
+    pa_link(last, p->free);
     p->free = first;
     p->used -= n;
     p->owner->nremote += n;
@@ -51,7 +57,7 @@ bool pa_pool_collect(pa_pool *p)
 size_t pa_pool_free_count(const pa_pool *p)
 {
     size_t n = 0;
-    for (const pa_block *b = p->free; b; b = b->next)
+    for (const pa_block *b = p->free; b && n < pa_pool_capacity(p); b = pa_next(b))
         n++;
     return n;
 }

@@ -31,38 +31,9 @@ void pa_track_alloc(void *p, size_t n)
     account(w);
 }
 
-/* The fast paths of alloc.h with the bookkeeping folded in: a block popped from the calling
- * thread's own pool is charged to its heap directly. */
-void *pa_track_malloc(size_t n)
+void pa_track_free(const void *p)
 {
-    size_t cls = pa_class_of(n);
-    pa_heap *h = pa_tls_heap;
-    pa_pool *p = h->cur[cls];
-    pa_block *b = p->free;
-    if (unlikely(b == NULL)) {
-        void *q = pa_heap_alloc_slow(h, cls);
-        pa_track_alloc(q, n);
-        return q;
-    }
-    p->free = b->next;
-    p->used++;
-    h->nalloc[cls]++;
-    uint8_t w = (uint8_t)(pa_class_size(cls) - n);
-    *waste_slot(b) = w;
-    h->waste += w;
-    return b;
-}
-
-void pa_track_free(void *ptr)
-{
-    pa_pool *p = pa_pool_of(ptr);
-    pa_heap *h = pa_tls_heap;
-    uint8_t w = *waste_slot(ptr);
-    if (likely(p->owner == h))
-        h->waste -= w;
-    else
-        account(-(int64_t)w);
-    pa_small_free(ptr);
+    account(-(int64_t)*waste_slot(p));
 }
 
 void pa_track_resize(void *p, size_t n)

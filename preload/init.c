@@ -23,6 +23,7 @@ void pa_init(void)
         pa_fork_register();
         if (pa_config.stats)
             pa_stats_setup();
+        pa_check_init();      /* after pa_stats_setup: the mode depends on tracking */
         atomic_store_explicit(&pa_init_done, 1, memory_order_release);
     }
     pthread_mutex_unlock(&pa_init_lock);

@@ -8,6 +8,7 @@
 #include "pyarena.h"
 
 PA_HIDDEN pa_settings pa_config = {
+    .check = PA_DEFAULT_CHECK,
     .arena_cache = PA_DEFAULT_ARENA_CACHE,
     .purge = PA_DEFAULT_PURGE,
     .dirty_max = PA_DEFAULT_DIRTY_MAX,
@@ -97,6 +98,7 @@ static void read_stats(void)
 void pa_settings_read(void)
 {
     read_stats();
+    read_uint("PYARENA_CHECK", &pa_config.check, 2);
     read_uint("PYARENA_ARENA_CACHE", &pa_config.arena_cache, 1024);
     read_uint("PYARENA_PURGE", &pa_config.purge, 1);
     read_uint("PYARENA_DIRTY_MAX", &pa_config.dirty_max, 1UL << 24);

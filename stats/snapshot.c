@@ -11,7 +11,8 @@ static size_t remote_pending(const pa_pool *p)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
     size_t n = 0;
-    for (const pa_block *b = (const pa_block *)(tf & ~PA_TF_FLAGS); b && n < p->capacity; b = b->next)
+    size_t cap = pa_pool_capacity(p);
+    for (const pa_block *b = (const pa_block *)(tf & ~PA_TF_FLAGS); b && n < cap; b = pa_next(b))
         n++;
     return n;
 }
@@ -32,7 +33,7 @@ static void walk_arena(pa_arena *a, void *arg)
         s->remote_frees += pending;
         c->pools++;
         c->in_use += live;
-        c->free += p->capacity - live;
+        c->free += pa_pool_capacity(p) - live;
         s->pools_in_use++;
     }
 }

@@ -19,12 +19,12 @@ static inline void check_ring(const pa_heap *h)
             cr_assert_eq(p->cls, c, "pool of class %u on ring %zu", p->cls, c);
             cr_assert_eq(p->owner, h);
             cr_assert_eq(p->prev, prev, "broken back link");
-            cr_assert_leq(p->used & ~PA_USED_FULL, p->capacity);
+            cr_assert_leq((p->used & ~PA_USED_FULL) - p->pinned, pa_pool_capacity(p));
             cr_assert_eq(p->used & PA_USED_FULL, 0, "ATTACHED pool flagged FULL");
             cr_assert_leq(p->pinned, 1);
             if (p->pinned)
                 cr_assert(p == h->cur[c] && p->next == NULL, "pinned pool not alone in its ring");
-            cr_assert_eq(pa_pool_free_count(p) + p->used - p->pinned, p->capacity,
+            cr_assert_eq(pa_pool_free_count(p) + p->used - p->pinned, pa_pool_capacity(p),
                          "class %zu: free list + used != capacity", c);
             if (prev)
                 cr_assert_not_null(p->free, "non-head ring pool without free blocks");

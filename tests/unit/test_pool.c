@@ -12,7 +12,7 @@ Test(pool, fills_one_page_then_detaches_and_moves_on)
         cr_assert_eq(page_of(b[i]), page_of(b[0]), "block %d left the first pool early", i);
     }
     pa_pool *first = pa_pool_of(b[0]);
-    cr_assert_eq(first->capacity, CLS64_CAP);
+    cr_assert_eq(pa_pool_capacity(first), CLS64_CAP);
     cr_assert_eq(first->used, CLS64_CAP);
     b[CLS64_CAP] = pa_malloc(64);
     cr_assert_neq(page_of(b[CLS64_CAP]), page_of(b[0]), "a full pool handed out another block");
@@ -44,7 +44,7 @@ Test(pool, largest_class_packs_eight_blocks_a_pool)
         b[i] = pa_malloc(512);
         cr_assert_eq(page_of(b[i]), page_of(b[0]));
     }
-    cr_assert_eq(pa_pool_of(b[0])->capacity, 8);
+    cr_assert_eq(pa_pool_capacity(pa_pool_of(b[0])), 8);
     for (int i = 0; i < 8; i++)
         pa_free(b[i]);
 }

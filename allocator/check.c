@@ -1,0 +1,250 @@
+/* check.c — bad input: double frees, pointers that start no block, writes after free; and the
+ * careful paths that serve small requests whenever pa_mode is set (stats tracking,
+ * PYARENA_CHECK=0 or 2). Every failure aborts with one line on stderr, written with write(2).
+ *
+ * Levels (PYARENA_CHECK):
+ *   0  no checks.
+ *   1  (default) a free or realloc of a pointer that is not the start of a block of a pool in
+ *      use, or of a block already free, aborts; non-pyarena pointers are checked for the
+ *      alignment every block has. The inline fast paths of alloc.h do this level themselves.
+ *   2  adds free-list links encoded with a per-process secret and validated before use, and
+ *      free blocks filled with PA_FREE_FILL, verified when handed out again, so a write to a
+ *      block after free (use after free) is caught at its next allocation. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+
+#include "alloc.h"
+
+PA_HIDDEN uint8_t   pa_mode;
+PA_HIDDEN uint8_t   pa_check_on = PA_DEFAULT_CHECK > 0;
+PA_HIDDEN unsigned  pa_check_level = PA_DEFAULT_CHECK;
+PA_HIDDEN uintptr_t pa_free_key;
+PA_HIDDEN uintptr_t pa_list_key;
+
+static uintptr_t random_word(void)
+{
+    uintptr_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+        const uintptr_t *at = (const uintptr_t *)getauxval(AT_RANDOM);   /* 16 kernel bytes */
+        v = (at ? at[0] ^ at[1] : 0) ^ (uintptr_t)&v;
+    }
+    return v;
+}
+
+/* Start-up, after the settings: choose the mode and the secrets. */
+void pa_check_init(void)
+{
+    pa_check_level = pa_config.check;
+    pa_free_key = random_word() | 1;
+    if (pa_check_level >= 2)
+        pa_list_key = random_word();
+    pa_check_on = pa_check_level > 0;
+    pa_mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
+                        (pa_check_level >= 2 ? PA_MODE_HARDEN : 0));
+}
+
+/* ---- messages */
+
+static size_t put(char *buf, size_t n, const char *s)
+{
+    while (*s && n < 200)
+        buf[n++] = *s++;
+    return n;
+}
+
+static size_t put_hex(char *buf, size_t n, uintptr_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char t[16];
+    size_t k = 0;
+    do
+        t[k++] = digits[v & 15];
+    while ((v >>= 4) != 0);
+    n = put(buf, n, "0x");
+    while (k)
+        buf[n++] = t[--k];
+    return n;
+}
+
+static size_t put_dec(char *buf, size_t n, size_t v)
+{
+    char t[24];
+    size_t k = 0;
+    do
+        t[k++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (k)
+        buf[n++] = t[--k];
+    return n;
+}
+
+/* "pyarena: double free of 0x… (48-byte class)" when fn is free,
+ * "pyarena: realloc of freed block 0x… (48-byte class)" otherwise;
+ * "pyarena: invalid pointer 0x… passed to free"; other kinds name the block and class. */
+_Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn, size_t class_size)
+{
+    char msg[256];
+    size_t n = put(msg, 0, "pyarena: ");
+    if (strcmp(what, "double free") == 0 && strcmp(fn, "free") != 0) {
+        n = put(msg, n, fn);
+        n = put(msg, n, " of freed block ");
+    } else {
+        n = put(msg, n, what);
+        n = put(msg, n, strcmp(what, "invalid pointer") == 0 ? " " : " of ");
+    }
+    n = put_hex(msg, n, (uintptr_t)ptr);
+    if (strcmp(what, "invalid pointer") == 0) {
+        n = put(msg, n, " passed to ");
+        n = put(msg, n, fn);
+    } else if (class_size) {
+        n = put(msg, n, " (");
+        n = put_dec(msg, n, class_size);
+        n = put(msg, n, "-byte class)");
+    }
+    msg[n++] = '\n';
+    pa_os_write(2, msg, n);
+    abort();
+}
+
+/* ---- confirming a suspicion */
+
+/* Can `link`, read from a block of p, be followed: a block start in p's own page? */
+static bool valid_link(const pa_pool *p, const pa_block *link)
+{
+    return ((uintptr_t)link & ~(uintptr_t)(PA_POOL_SIZE - 1)) == (uintptr_t)pa_pool_page(p) &&
+           pa_block_start(p, link);
+}
+
+/* Is b on the list starting at head? Links are validated before being followed and the walk
+ * is bounded, so a corrupted or concurrently changing list cannot take it out of the pool. */
+static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
+{
+    for (size_t n = 0, cap = pa_pool_capacity(p); head && n <= cap; n++) {
+        if (!valid_link(p, head))
+            return false;
+        if (head == b)
+            return true;
+        head = pa_next(head);
+    }
+    return false;
+}
+
+static bool is_free(const pa_pool *p, const pa_block *b)
+{
+    uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
+    return on_list(p, p->free, b) || on_list(p, (const pa_block *)(tf & ~PA_TF_FLAGS), b);
+}
+
+/* The fast path saw a pointer that starts no block, or a block carrying the free mark.
+ * Aborts, unless the mark was the program's own data (then the free goes on). */
+void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
+{
+    if (p->state == PA_POOL_FREE || !pa_block_start(p, b))
+        pa_check_fail("invalid pointer", b, fn, 0);
+    if (b->mark == pa_free_mark(b) && is_free(p, b))
+        pa_check_fail("double free", b, fn, p->block_size);
+}
+
+/* The inline free fast path's suspicion, out of line: check, then finish that free (level 1,
+ * so raw links). */
+void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
+{
+    pa_check_free_slow(p, b, "free");
+    b->mark = pa_free_mark(b);
+    b->next = p->free;
+    p->free = b;
+    uint32_t u = --p->used;
+    if (u - 1 >= PA_USED_FULL - 1)
+        pa_heap_free_slow(h, p);
+}
+
+/* realloc and malloc_usable_size on a small pointer: it must be a live block. */
+void pa_check_live(const void *ptr, const char *fn)
+{
+    if (pa_check_level == 0)
+        return;
+    pa_pool *p = pa_pool_of(ptr);
+    const pa_block *b = ptr;
+    if (unlikely(p->state == PA_POOL_FREE || !pa_block_start(p, ptr)))
+        pa_check_fail("invalid pointer", ptr, fn, 0);
+    if (unlikely(b->mark == pa_free_mark(b)) && is_free(p, b))
+        pa_check_fail("double free", ptr, fn, p->block_size);
+}
+
+/* A pointer that is not pyarena's goes to jemalloc, which cannot tell cheaply whether it is
+ * its own; every block either hands out is 16-byte aligned, so anything else is invalid. */
+void pa_check_large(const void *ptr, const char *fn)
+{
+    if (pa_check_level && ((uintptr_t)ptr & (PA_ALIGN - 1)))
+        pa_check_fail("invalid pointer", ptr, fn, 0);
+}
+
+/* A block leaves a free list: forget its mark; level 2 verifies nothing wrote to it. */
+void pa_check_handout(pa_pool *p, pa_block *b)
+{
+    if (pa_check_level >= 2) {
+        const unsigned char *c = (const unsigned char *)b;
+        for (size_t i = sizeof(pa_block); i < p->block_size; i++)
+            if (c[i] != PA_FREE_FILL)
+                pa_check_fail("use after free: write to freed block", b, "malloc", p->block_size);
+    }
+    b->mark = 0;
+}
+
+/* A block joins a free list: mark it; level 2 fills it. */
+void pa_check_freed(pa_pool *p, pa_block *b)
+{
+    if (pa_check_level == 0)
+        return;
+    if (pa_check_level >= 2)
+        memset((char *)b + sizeof(pa_block), PA_FREE_FILL, p->block_size - sizeof(pa_block));
+    b->mark = pa_free_mark(b);
+}
+
+/* ---- the careful paths */
+
+void *pa_careful_malloc(size_t n)
+{
+    size_t cls = n ? pa_class_of(n) : 0;
+    pa_heap *h = pa_tls_heap;
+    pa_pool *p = h->cur[cls];
+    pa_block *b = p->free;
+    if (b == NULL) {
+        b = pa_heap_alloc_slow(h, cls);   /* hands out through pa_check_handout */
+    } else {
+        pa_block *next = pa_next(b);
+        if (pa_check_level >= 2 && next && !valid_link(p, next))
+            pa_check_fail("corrupted free list (write after free?) at", b, "malloc", p->block_size);
+        p->free = next;
+        p->used++;
+        h->nalloc[cls]++;
+        pa_check_handout(p, b);
+    }
+    if (pa_track_on)
+        pa_track_alloc(b, n);
+    return b;
+}
+
+void pa_careful_free(void *ptr)
+{
+    pa_pool *p = pa_pool_of(ptr);
+    pa_block *b = ptr;
+    if (pa_check_level)
+        pa_check_free_slow(p, b, "free");
+    if (pa_track_on)
+        pa_track_free(ptr);
+    pa_heap *h = pa_tls_heap;
+    if (p->owner != h) {
+        pa_heap_free_remote(p, b);
+        return;
+    }
+    pa_check_freed(p, b);
+    pa_link(b, p->free);
+    p->free = b;
+    uint32_t u = --p->used;
+    if (u - 1 >= PA_USED_FULL - 1)
+        pa_heap_free_slow(h, p);
+}

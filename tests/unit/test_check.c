@@ -1,0 +1,147 @@
+/* test_check.c — bad input aborts (PYARENA_CHECK 1 and 2) and nothing else does: double
+ * frees, pointers that start no block, freed blocks passed to realloc, writes after free. */
+#include <pthread.h>
+#include <signal.h>
+
+#include "helpers.h"
+
+/* Start-up already ran (the archive's constructor) but nothing was allocated yet: choose the
+ * level as start-up would have. */
+static void level(unsigned n)
+{
+    pa_config.check = n;
+    pa_check_init();
+    cr_assert_eq(pa_check_level, n);
+}
+
+Test(check, double_free_aborts, .signal = SIGABRT)
+{
+    void *p = pa_malloc(48);
+    void *keep = pa_malloc(48);   /* the pool stays in use */
+    pa_free(p);
+    pa_free(p);
+    (void)keep;
+}
+
+static void *free_it(void *p)
+{
+    pa_free(p);
+    return NULL;
+}
+
+Test(check, double_free_from_another_thread_aborts, .signal = SIGABRT)
+{
+    void *p = pa_malloc(100), *keep = pa_malloc(100);
+    pa_free(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_it, p);
+    pthread_join(t, NULL);
+    (void)keep;
+}
+
+Test(check, interior_pointer_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(48);
+    pa_free(p + 16);
+}
+
+Test(check, misaligned_pointer_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_free(p + 3);
+}
+
+Test(check, pointer_past_the_last_block_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(48);   /* 85 blocks: 4080 bytes, 16 bytes of slack at the page end */
+    char *page = (char *)((uintptr_t)p & ~(uintptr_t)4095);
+    pa_free(page + 85 * 48);
+}
+
+Test(check, pointer_into_a_free_pool_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_free(p + 4096 * 5);     /* same arena, a pool never handed out */
+}
+
+Test(check, pointer_into_the_arena_header_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_free((char *)pa_arena_of(p) + 64);
+}
+
+Test(check, realloc_of_a_freed_block_aborts, .signal = SIGABRT)
+{
+    void *p = pa_malloc(40), *keep = pa_malloc(40);
+    pa_free(p);
+    pa_api_realloc(p, 44);
+    (void)keep;
+}
+
+Test(check, misaligned_large_pointer_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(5000);
+    pa_free(p + 8);
+}
+
+Test(check, the_programs_own_data_matching_the_mark_is_no_double_free)
+{
+    pa_block *b = pa_malloc(32);
+    void *keep = pa_malloc(32);
+    b->mark = pa_free_mark(b);   /* as if the program stored exactly that word */
+    pa_free(b);                  /* suspicious, confirmed not free: goes on */
+    pa_block *again = pa_malloc(32);
+    cr_assert_eq(again, b);
+    cr_assert_eq(again->mark, 0, "the mark was not cleared on hand-out");
+    pa_free(again);
+    pa_free(keep);
+}
+
+Test(check, level_0_does_not_check)
+{
+    level(0);
+    char *p = pa_malloc(48), *keep = pa_malloc(48);
+    pa_free(p + 16);   /* invalid, but unchecked: the process goes on (its heap is now corrupt) */
+    pa_free(p);
+    pa_free(p);
+    (void)keep;
+}
+
+Test(check, level_2_catches_a_write_after_free, .signal = SIGABRT)
+{
+    level(2);
+    char *p = pa_malloc(64), *keep = pa_malloc(64);
+    pa_free(p);
+    p[40] = 'x';                 /* use after free */
+    pa_malloc(64);               /* hands p out again: the pattern is broken */
+    (void)keep;
+}
+
+Test(check, level_2_catches_a_corrupted_free_list, .signal = SIGABRT)
+{
+    level(2);
+    char *a = pa_malloc(64), *b = pa_malloc(64), *keep = pa_malloc(64);
+    pa_free(a);
+    pa_free(b);                   /* list: b -> a */
+    *(uintptr_t *)b = 0x12345678; /* overwrite b's link */
+    pa_malloc(64);                /* pops b, must refuse to follow its link */
+    (void)keep;
+}
+
+Test(check, level_2_round_trips_data)
+{
+    level(2);
+    for (int round = 0; round < 3; round++) {
+        void *p[500];
+        for (int i = 0; i < 500; i++) {
+            size_t n = 1 + (size_t)(i * 37 % 512);
+            p[i] = pa_malloc(n);
+            memset(p[i], i, n);
+        }
+        for (int i = 0; i < 500; i += 2)
+            pa_free(p[i]);
+        for (int i = 1; i < 500; i += 2)
+            pa_free(p[i]);
+    }
+    check_heap();
+}
