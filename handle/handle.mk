@@ -2,10 +2,11 @@
 # `make test-handle`. Objects and tests take $(SANFLAGS) (the library is sanitized with the
 # tests under SAN=; libpyarena.so itself never is).
 #
-#   make test-handle     Criterion tests, example output check (shared and static), preload probe
+#   make test-handle     Criterion tests, example output check (shared and static), preload probe,
+#                        the handles section of the stats report
 #   make bench-handle    gc_bench (C) and gc_bench.py (CPython) at N=1e6; N=... to change
 
-HANDLE_SRCS := handle/object.c handle/collect.c handle/weakref.c handle/lock.c
+HANDLE_SRCS := handle/object.c handle/collect.c handle/weakref.c handle/lock.c handle/stats.c
 HANDLE_OBJS := $(HANDLE_SRCS:%.c=$(BUILD)/handle-obj/%.o)
 HANDLE_TESTS := $(sort $(wildcard tests/handle/test_*.c))
 HANDLE_USERFLAGS := -std=gnu11 $(WARN) -Iinclude $(CFLAGS) $(SANFLAGS)
@@ -44,17 +45,23 @@ $(BUILD)/handle/example_static: handle/example.c $(BUILD)/libpyarena_handle.a $(
 	$(CC) $(HANDLE_USERFLAGS) -o $@ $< $(BUILD)/libpyarena_handle.a -lpthread -L$(BUILD) -lc -lpyarena \
 	  -Wl,-rpath,$(abspath $(BUILD))
 
+$(BUILD)/tests/handle/leak_report: tests/handle/leak_report.c $(BUILD)/libpyarena_handle.so
+	@mkdir -p $(dir $@)
+	$(CC) $(HANDLE_USERFLAGS) -o $@ $< $(HANDLE_LINK)
+
 $(BUILD)/handle/gc_bench: handle/gc_bench.c $(BUILD)/libpyarena_handle.so
 	@mkdir -p $(dir $@)
 	$(CC) $(HANDLE_USERFLAGS) -o $@ $< $(HANDLE_LINK)
 
 test-handle: $(BUILD)/tests/handle/test_handle $(BUILD)/tests/handle/preload_probe \
-             $(BUILD)/handle/example $(BUILD)/handle/example_static $(BUILD)/handle/gc_bench
+             $(BUILD)/handle/example $(BUILD)/handle/example_static $(BUILD)/handle/gc_bench \
+             $(BUILD)/tests/handle/leak_report
 	$(BUILD)/tests/handle/test_handle
 	$(BUILD)/handle/example | diff -u tests/handle/example.expected -
 	$(BUILD)/handle/example_static | diff -u tests/handle/example.expected -
 	sh tests/handle/preload_test.sh $(BUILD) "$(SAN)"
 	$(BUILD)/handle/gc_bench 20000 > /dev/null
+	$(PYTHON) tests/handle/check_report.py $(BUILD)/tests/handle/leak_report
 	@echo "test-handle: passed"
 
 bench-handle: $(BUILD)/handle/gc_bench

@@ -30,6 +30,13 @@ size_t pyarena_usable_size(const void *ptr);
 /* Writes the heap report (see README, "Stats") to fd. Returns 0, or -1 with errno set. */
 int pyarena_stats_print(int fd, int format);
 
+/* Adds a section to every later report (libpyarena_handle adds the collector's figures).
+ * fn writes straight to fd, without malloc: in PYARENA_STATS_TEXT, whole lines; in
+ * PYARENA_STATS_JSON, exactly one JSON value, which the report places under "key" in its
+ * top-level object. Returns 0, or -1 with errno EINVAL (no fn or key) or ENOSPC (8 already). */
+typedef void (*pyarena_stats_section_fn)(int fd, int format, void *arg);
+int pyarena_stats_add_section(const char *key, pyarena_stats_section_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

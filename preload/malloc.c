@@ -74,3 +74,8 @@ PA_EXPORT int pyarena_stats_print(int fd, int format)
 {
     return pa_stats_write(fd, format);
 }
+
+PA_EXPORT int pyarena_stats_add_section(const char *key, pyarena_stats_section_fn fn, void *arg)
+{
+    return pa_stats_add_section(key, fn, arg);
+}

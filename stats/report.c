@@ -9,6 +9,8 @@
 #include "pyarena.h"
 #include "snapshot.h"
 
+#include <stdatomic.h>
+
 typedef struct out {
     int    fd;
     int    err;        /* first write error, 0 if none */
@@ -129,6 +131,48 @@ static void process_rss(uint64_t *rss, uint64_t *peak)
     text[n] = '\0';
     *rss = status_kib(text, "VmRSS:") * 1024;
     *peak = status_kib(text, "VmHWM:") * 1024;
+}
+
+/* ---- sections other libraries add (pyarena_stats_add_section) */
+
+#define PA_MAX_SECTIONS 8
+static struct section {
+    const char              *key;
+    pyarena_stats_section_fn fn;
+    void                    *arg;
+} pa_sections[PA_MAX_SECTIONS];
+static _Atomic unsigned pa_nsections;
+
+int pa_stats_add_section(const char *key, pyarena_stats_section_fn fn, void *arg)
+{
+    if (key == NULL || fn == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    unsigned i = atomic_fetch_add(&pa_nsections, 1);
+    if (i >= PA_MAX_SECTIONS) {
+        atomic_fetch_sub(&pa_nsections, 1);
+        errno = ENOSPC;
+        return -1;
+    }
+    pa_sections[i] = (struct section){ key, fn, arg };
+    return 0;
+}
+
+/* Each section writes to the descriptor itself, after what is buffered. */
+static void sections(out *o, int format)
+{
+    unsigned n = atomic_load(&pa_nsections);
+    for (unsigned i = 0; i < n && i < PA_MAX_SECTIONS; i++) {
+        if (format == PYARENA_STATS_JSON) {
+            str(o, ",\n \"");
+            str(o, pa_sections[i].key);
+            str(o, "\": ");
+        }
+        flush(o);
+        if (!o->err)
+            pa_sections[i].fn(o->fd, format, pa_sections[i].arg);
+    }
 }
 
 /* ---- gathering */
@@ -324,7 +368,9 @@ static void json(out *o, const report *r)
     str(o, "]},\n \"process\": {");
     key(o, "rss", r->rss, false);
     key(o, "peak_rss", r->peak_rss, true);
-    str(o, "}}\n");
+    str(o, "}");
+    sections(o, PYARENA_STATS_JSON);
+    str(o, "}\n");
 }
 
 int pa_stats_write(int fd, int format)
@@ -338,8 +384,10 @@ int pa_stats_write(int fd, int format)
     gather(&r);
     if (format == PYARENA_STATS_JSON)
         json(&o, &r);
-    else
+    else {
         text(&o, &r);
+        sections(&o, PYARENA_STATS_TEXT);
+    }
     flush(&o);
     if (o.err) {
         errno = o.err;

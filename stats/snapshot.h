@@ -30,6 +30,7 @@ PA_HIDDEN void pa_snapshot_take(pa_snapshot *s);
 
 /* ---- report.c: the report to fd (PYARENA_STATS_TEXT or _JSON); 0, or -1 with errno */
 PA_HIDDEN int  pa_stats_write(int fd, int format);
+PA_HIDDEN int  pa_stats_add_section(const char *key, void (*fn)(int, int, void *), void *arg);
 
 /* ---- dump.c: start-up when PYARENA_STATS is set */
 PA_HIDDEN void pa_stats_setup(void);
