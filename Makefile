@@ -5,7 +5,8 @@
 # Switches (make VAR=value), one line each:
 #   CC=clang               compiler (default cc)
 #   SAN=address,undefined  build the tests and the libraries they link with those sanitizers,
-#                          into build-san/ (the preload library itself is never sanitized)
+#                          into build-san/, and run the tiers that can run sanitized (unit,
+#                          handle); the preload library itself is never sanitized
 #   QUICK=1                `make bench`: a short run (about two minutes)
 #   DURATION=seconds       `make stress`: how long the stress test runs
 #
@@ -38,6 +39,8 @@ CORE_SRCS    := $(wildcard allocator/*.c) $(wildcard stats/*.c) \
 PRELOAD_SRCS := $(EXPORT_SRCS)
 CORE_OBJS    := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
 PRELOAD_OBJS := $(PRELOAD_SRCS:%.c=$(BUILD)/obj/%.o)
+# Under SAN= the archive (what the unit tests link) is built again with the sanitizers.
+ARCHIVE_OBJS := $(if $(SAN),$(CORE_SRCS:%.c=$(BUILD)/obj-san/%.o),$(CORE_OBJS))
 
 all: $(BUILD)/libpyarena.so $(BUILD)/libpyarena.a
 
@@ -48,20 +51,27 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(LIBFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(BUILD)/obj-san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) $(CFLAGS) $(SANFLAGS) -MMD -MP -c $< -o $@
+
 # The preload library is built without sanitizers even under SAN=: a sanitizer runtime
 # cannot sit underneath its own malloc.
 $(BUILD)/libpyarena.so: $(CORE_OBJS) $(PRELOAD_OBJS)
 	$(CC) -shared -Wl,-soname,libpyarena.so -Wl,-z,now -Wl,--no-undefined -o $@ $^ $(LDLIBS_CORE)
 
-$(BUILD)/libpyarena.a: $(CORE_OBJS)
+$(BUILD)/libpyarena.a: $(ARCHIVE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# Fragments add their test runners to TEST_TARGETS, and to SAN_TEST_TARGETS those whose code
+# can run under the sanitizers (tiers that preload libpyarena.so cannot).
 TEST_TARGETS :=
+SAN_TEST_TARGETS :=
 include $(sort $(wildcard */*.mk */*/*.mk))
 
-test: $(TEST_TARGETS)
-	@echo "make test: all tiers passed"
+test: $(if $(SAN),$(SAN_TEST_TARGETS),$(TEST_TARGETS))
+	@echo "make test$(if $(SAN), SAN=$(SAN)): all tiers passed"
 
 deps:
 	@bash .ci/deps

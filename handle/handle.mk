@@ -69,4 +69,5 @@ bench-handle: $(BUILD)/handle/gc_bench
 	$(PYTHON) handle/gc_bench.py $(N)
 
 TEST_TARGETS += test-handle
+SAN_TEST_TARGETS += test-handle
 .PHONY: test-handle bench-handle

@@ -149,6 +149,33 @@ def _():
     expect(rep["summary"]["requested_bytes"] is None, "request sizes untracked without PYARENA_STATS")
 
 
+@case("secure execution: a setuid program writes no stats file")
+def _():
+    import pwd, shutil, stat
+    if os.geteuid() != 0:
+        results.append(("secure execution (skipped: needs root to make a setuid program)", None))
+        return
+    nobody = pwd.getpwnam("nobody").pw_uid
+    with tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o777)                  # writable by anyone: only secure mode keeps it empty
+        exe = os.path.join(d, "stats_link")
+        shutil.copy(os.path.join(build, "tests", "stats_link"), exe)
+        os.chown(exe, nobody, -1)
+        os.chmod(exe, 0o755 | stat.S_ISUID)  # runs with euid nobody: AT_SECURE
+        out = os.path.join(d, "stats-%p.txt")
+        e = {k: v for k, v in os.environ.items() if not k.startswith("PYARENA_")}
+        e["PYARENA_STATS"] = out
+        r = subprocess.run([exe], env=e, capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 0, f"setuid run: exit {r.returncode} {r.stderr[:200]}")
+        expect(sorted(os.listdir(d)) == ["stats_link"], f"files: {os.listdir(d)}")
+        shutil.copy(os.path.join(build, "tests", "stats_link"), exe + "2")   # control: not setuid
+        os.chmod(exe + "2", 0o755)
+        r = subprocess.run(["setpriv", f"--reuid={nobody}", f"--regid={nobody}", "--clear-groups",
+                            exe + "2"], env=e, capture_output=True, text=True, timeout=60)
+        expect(any(f.startswith("stats-") for f in os.listdir(d)),
+               f"control run as nobody wrote no file ({r.returncode} {r.stderr[:200]}): the test proves nothing")
+
+
 failed = 0
 for name, err in results:
     print(("PASS " if err is None else "FAIL ") + name + ("" if err is None else f": {err}"))

@@ -12,4 +12,5 @@ test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
 
 TEST_TARGETS += test-unit
+SAN_TEST_TARGETS += test-unit
 .PHONY: test-unit
