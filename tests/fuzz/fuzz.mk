@@ -1,0 +1,63 @@
+# tests/fuzz/fuzz.mk — the libFuzzer target fuzz_alloc: the allocator's own sources compiled
+# again with clang and coverage instrumentation into $(BUILD)/fuzz/ (never the gcc archive).
+#
+#   make fuzz [FUZZ_SECONDS=60]   fuzz for that long, starting from the committed seed corpus
+#   make fuzz-ci                  the same, 60 seconds
+#   make fuzz-seed                rewrite tests/fuzz/corpus/alloc/ from it and the scratch
+#                                 corpus (maintainers only, after a fuzz run; commit the result)
+#   FUZZ_SAN=address,undefined    sanitizers for the target and the allocator objects (the
+#                                 default; FUZZ_SAN= builds $(BUILD)/fuzz/fuzz_alloc-plain)
+#
+# New corpus entries go to $(BUILD)/fuzz/corpus/, crashes to $(BUILD)/fuzz/artifacts/; rerun
+# one with `$(BUILD)/fuzz/fuzz_alloc <file>` (PYARENA_* settings apply, e.g. PYARENA_CHECK=2).
+# Not in TEST_TARGETS: fuzzing time is chosen by CI.
+
+FUZZ_CC      := clang
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_SEEDS   := tests/fuzz/corpus/alloc
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     ?= address,undefined
+FUZZ_COMMA   := ,
+# "-fsanitize=fuzzer" + this when linking, "-fsanitize=fuzzer-no-link" + this for the objects
+FUZZ_SANX    := $(if $(FUZZ_SAN),$(FUZZ_COMMA)$(FUZZ_SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer)
+# objects and binary per sanitizer set, so that changing FUZZ_SAN rebuilds
+FUZZ_VARIANT := $(subst $(FUZZ_COMMA),-,$(or $(FUZZ_SAN),plain))
+FUZZ_BIN     := $(FUZZ_DIR)/fuzz_alloc$(if $(filter address$(FUZZ_COMMA)undefined,$(FUZZ_SAN)),,-$(FUZZ_VARIANT))
+FUZZ_OBJS    := $(CORE_SRCS:%.c=$(FUZZ_DIR)/obj-$(FUZZ_VARIANT)/%.o)
+FUZZ_OPTS    := -max_len=4096 -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 \
+                -artifact_prefix=$(FUZZ_DIR)/artifacts/
+
+# Library objects: the Makefile's flags, coverage without libFuzzer's main.
+$(FUZZ_DIR)/obj-$(FUZZ_VARIANT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(LIBFLAGS) $(CFLAGS) -fsanitize=fuzzer-no-link$(FUZZ_SANX) \
+	  -MMD -MP -c $< -o $@
+
+$(FUZZ_BIN): tests/fuzz/fuzz_alloc.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 $(WARN) $(CFLAGS) -fsanitize=fuzzer$(FUZZ_SANX) -Iinclude -Iallocator -Istats \
+	  -o $@ $< $(FUZZ_OBJS) $(LDLIBS_CORE)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	$(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/corpus $(FUZZ_SEEDS)
+
+fuzz-ci:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+
+# The seed corpus: an edge-minimal merge (every edge, tiny inputs) plus the 100 largest inputs
+# of a full merge (long operation sequences reach deeper heap states).
+fuzz-seed: $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_DIR)/corpus
+	rm -rf $(FUZZ_DIR)/seed-edges $(FUZZ_DIR)/seed-full
+	mkdir -p $(FUZZ_DIR)/seed-edges $(FUZZ_DIR)/seed-full
+	$(FUZZ_BIN) -merge=1 -use_counters=0 $(FUZZ_DIR)/seed-edges $(FUZZ_SEEDS) $(FUZZ_DIR)/corpus
+	$(FUZZ_BIN) -merge=1 $(FUZZ_DIR)/seed-full $(FUZZ_SEEDS) $(FUZZ_DIR)/corpus
+	rm -rf $(FUZZ_SEEDS) && mkdir -p $(FUZZ_SEEDS)
+	cp $(FUZZ_DIR)/seed-edges/* $(FUZZ_SEEDS)/
+	cd $(FUZZ_DIR)/seed-full && cp $$(ls -S | head -n 100) $(CURDIR)/$(FUZZ_SEEDS)/
+	@echo "$(FUZZ_SEEDS): $$(ls $(FUZZ_SEEDS) | wc -l) files, $$(cat $(FUZZ_SEEDS)/* | wc -c) bytes"
+
+.PHONY: fuzz fuzz-ci fuzz-build fuzz-seed
