@@ -26,6 +26,16 @@ LIBFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exe
             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 LDLIBS_CORE := -ljemalloc -lpthread
 
+# The preload library carries Debian's jemalloc inside (libjemalloc_pic.a from libjemalloc-dev)
+# instead of loading libjemalloc.so.2, which drags libstdc++ and libm into every process (1.5 MiB
+# of RSS in a C program) and exports a second malloc and operator new. A build-time copy of the
+# archive has jemalloc's malloc-family symbols made local to its own object file (weakening
+# them instead would let --exclude-libs hide pyarena's too); --exclude-libs keeps every other
+# jemalloc symbol out of libpyarena.so's dynamic table.
+JEMALLOC_PIC := $(shell $(CC) -print-file-name=libjemalloc_pic.a)
+JEMALLOC_LOCAL := malloc free calloc realloc posix_memalign aligned_alloc memalign valloc \
+                   pvalloc malloc_usable_size
+
 ifneq ($(SAN),)
 BUILD     := build-san
 SANFLAGS  := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -57,8 +67,13 @@ $(BUILD)/obj-san/%.o: %.c
 
 # The preload library is built without sanitizers even under SAN=: a sanitizer runtime
 # cannot sit underneath its own malloc.
-$(BUILD)/libpyarena.so: $(CORE_OBJS) $(PRELOAD_OBJS)
-	$(CC) -shared -Wl,-soname,libpyarena.so -Wl,-z,now -Wl,--no-undefined -o $@ $^ $(LDLIBS_CORE)
+$(BUILD)/jemalloc/libjemalloc_pyarena.a: $(JEMALLOC_PIC)
+	@mkdir -p $(dir $@)
+	objcopy $(JEMALLOC_LOCAL:%=--localize-symbol=%) $< $@
+
+$(BUILD)/libpyarena.so: $(CORE_OBJS) $(PRELOAD_OBJS) $(BUILD)/jemalloc/libjemalloc_pyarena.a
+	$(CC) -shared -Wl,-soname,libpyarena.so -Wl,-z,now -Wl,--no-undefined -Wl,--exclude-libs,ALL \
+	  -o $@ $(CORE_OBJS) $(PRELOAD_OBJS) $(BUILD)/jemalloc/libjemalloc_pyarena.a -lpthread -lm
 
 $(BUILD)/libpyarena.a: $(ARCHIVE_OBJS)
 	@rm -f $@

@@ -1,20 +1,29 @@
 /* arena.c — arenas and their free pools: hands out pools fullest-arena-first, takes them back,
- * keeps a small cache of wholly free arenas, and purges the pages of empty pools so that
- * resident memory falls after a spike. Everything here runs under pa_arena_lock. */
+ * and decides when the pages of empty pools and wholly free arenas go back to the OS.
+ * Everything here runs under pa_arena_lock.
+ *
+ * Purging, like jemalloc's decay: a FREE pool whose page may still be resident is "dirty".
+ * Dirty pages are given back (madvise; a wholly free arena is released whole) oldest first,
+ *   - at once while the dirty pools exceed the budget max(PYARENA_DIRTY_MAX, pools in use / 4),
+ *     so resident memory falls right after a spike, and
+ *   - once they have stayed unused for PYARENA_DECAY_MS,
+ * so that a program which frees and reallocates a few MiB in a loop does not pay a page fault
+ * and an madvise per pool each time. PYARENA_ARENA_CACHE wholly free arenas stay resident. */
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 
 static pthread_mutex_t pa_arena_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Arenas with free pools, by how many (1..62): taking from the lowest non-empty bucket serves
- * the fullest arena first, so that the emptiest ones drain and go back to the OS. Arenas with
- * no free pool are on no list; wholly free ones are cached or released. */
-static pa_arena *pa_bucket[PA_ARENA_POOLS];
+/* Arenas with free pools, by how many (1..63; 63: wholly free): taking from the lowest
+ * non-empty bucket serves the fullest arena first, so the emptiest drain and can go back to
+ * the OS. Arenas with no free pool are on no list. */
+static pa_arena *pa_bucket[PA_ARENA_PAGES];
 static uint64_t  pa_bucket_nonempty;          /* bit n: pa_bucket[n] is not empty */
-static pa_arena *pa_cache;                    /* wholly free arenas kept resident */
-static size_t    pa_ncached;
-static size_t    pa_ndirty;                   /* dirty FREE pools outside cached arenas */
+static pa_arena *pa_dirty_oldest, *pa_dirty_newest; /* arenas with dirty pools, oldest first */
+static size_t    pa_ndirty;                   /* dirty pools in all arenas */
+static size_t    pa_pools_used;               /* pools not FREE */
 static pa_arena_counts pa_counts;
 
 static void bucket_remove(pa_arena *a)
@@ -37,6 +46,60 @@ static void bucket_insert(pa_arena *a)
     pa_bucket_nonempty |= UINT64_C(1) << a->nfree;
 }
 
+/* ---- the dirty list: arenas with dirty pools, by when their oldest dirty pool was freed */
+
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static void dirty_remove(pa_arena *a)
+{
+    if (a->dirty_prev)
+        a->dirty_prev->dirty_next = a->dirty_next;
+    else
+        pa_dirty_oldest = a->dirty_next;
+    if (a->dirty_next)
+        a->dirty_next->dirty_prev = a->dirty_prev;
+    else
+        pa_dirty_newest = a->dirty_prev;
+}
+
+static void dirty_append(pa_arena *a, uint64_t now)
+{
+    a->dirty_since = now;
+    a->dirty_next = NULL;
+    a->dirty_prev = pa_dirty_newest;
+    if (pa_dirty_newest)
+        pa_dirty_newest->dirty_next = a;
+    else
+        pa_dirty_oldest = a;
+    pa_dirty_newest = a;
+}
+
+static void mark_dirty(pa_arena *a, size_t i, uint64_t now)
+{
+    if (a->dirty == 0)
+        dirty_append(a, now);
+    a->dirty |= UINT64_C(1) << i;
+    pa_ndirty++;
+}
+
+static void mark_clean(pa_arena *a, size_t i)
+{
+    uint64_t bit = UINT64_C(1) << i;
+    if (!(a->dirty & bit))
+        return;
+    a->dirty &= ~bit;
+    pa_ndirty--;
+    if (a->dirty == 0)
+        dirty_remove(a);
+}
+
+/* ---- taking arenas from the address space and giving them back */
+
 static pa_arena *arena_new(void)
 {
     pa_arena *a = pa_space_arena_new();
@@ -56,34 +119,62 @@ static pa_arena *arena_new(void)
     return a;
 }
 
+static void arena_release(pa_arena *a)
+{
+    bucket_remove(a);
+    if (a->dirty) {
+        pa_ndirty -= (size_t)__builtin_popcountll(a->dirty);
+        dirty_remove(a);
+    }
+    pa_space_arena_release(a);
+    pa_counts.released++;
+    pa_counts.current--;
+}
+
+/* Gives back an arena's dirty pages: the whole arena if it is wholly free (and not one of the
+ * PYARENA_ARENA_CACHE kept), else each run of dirty pools with one madvise. */
 static void purge_arena(pa_arena *a)
 {
+    if (a->nfree == PA_ARENA_POOLS) {
+        size_t wholly_free = 0;
+        for (pa_arena *b = pa_bucket[PA_ARENA_POOLS]; b && wholly_free <= pa_config.arena_cache; b = b->next)
+            wholly_free++;
+        if (wholly_free > pa_config.arena_cache) {
+            arena_release(a);
+            return;
+        }
+        /* a cached arena: stays resident, off the dirty list */
+        pa_ndirty -= (size_t)__builtin_popcountll(a->dirty);
+        a->dirty = 0;
+        dirty_remove(a);
+        return;
+    }
     uint64_t d = a->dirty;
     while (d) {
         int first = __builtin_ctzll(d);
-        uint64_t run = (d >> first);
-        int len = (~run == 0) ? 64 - first : __builtin_ctzll(~run);
+        uint64_t run = d >> first;
+        int len = __builtin_ctzll(~run);           /* bit 63 is never set: ~run != 0 */
         /* bit i stands for page i + 1 */
         pa_os_purge((char *)a + (size_t)(first + 1) * PA_POOL_SIZE, (size_t)len * PA_POOL_SIZE);
         pa_counts.pools_purged += (size_t)len;
-        d &= (len == 64) ? 0 : ~(((UINT64_C(1) << len) - 1) << first);
+        d &= ~(((UINT64_C(1) << len) - 1) << first);
     }
     pa_ndirty -= (size_t)__builtin_popcountll(a->dirty);
     a->dirty = 0;
+    dirty_remove(a);
 }
 
-/* Over the dirty budget: purge arenas until half the budget is left. */
-static void purge_excess(pa_arena *hint)
+static void purge_due(uint64_t now)
 {
-    if (!pa_config.purge || pa_ndirty <= pa_config.dirty_max)
+    if (!pa_config.purge)
         return;
-    if (hint)
-        purge_arena(hint);
-    for (size_t n = 1; n < PA_ARENA_POOLS && pa_ndirty > pa_config.dirty_max / 2; n++)
-        for (pa_arena *a = pa_bucket[n]; a && pa_ndirty > pa_config.dirty_max / 2; a = a->next)
-            if (a->dirty)
-                purge_arena(a);
+    size_t budget = pa_pools_used / 4 > pa_config.dirty_max ? pa_pools_used / 4 : pa_config.dirty_max;
+    while (pa_dirty_oldest && (pa_ndirty > budget ||
+                               now - pa_dirty_oldest->dirty_since >= pa_config.decay_ms))
+        purge_arena(pa_dirty_oldest);
 }
+
+/* ---- pools */
 
 pa_pool *pa_arena_pool_get(void)
 {
@@ -92,25 +183,17 @@ pa_pool *pa_arena_pool_get(void)
     if (pa_bucket_nonempty) {
         a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty)];
         bucket_remove(a);
-    } else if (pa_cache) {
-        a = pa_cache;
-        pa_cache = a->next;
-        pa_ncached--;
-        pa_ndirty += (size_t)__builtin_popcountll(a->dirty);
     } else if ((a = arena_new()) == NULL) {
         pthread_mutex_unlock(&pa_arena_lock);
         return NULL;
     }
-    pa_pool *p = a->free_pools;
+    pa_pool *p = a->free_pools;                   /* LIFO: the most recently freed, likely resident */
     a->free_pools = p->next;
     a->nfree--;
-    uint64_t bit = UINT64_C(1) << (p - a->pools);
-    if (a->dirty & bit) {
-        a->dirty &= ~bit;
-        pa_ndirty--;
-    }
+    mark_clean(a, (size_t)(p - a->pools));
     if (a->nfree)
         bucket_insert(a);
+    pa_pools_used++;
     pthread_mutex_unlock(&pa_arena_lock);
     return p;
 }
@@ -118,53 +201,34 @@ pa_pool *pa_arena_pool_get(void)
 void pa_arena_pool_put(pa_pool *p)
 {
     pa_arena *a = pa_arena_of(p);
+    uint64_t now = now_ms();
     pthread_mutex_lock(&pa_arena_lock);
     p->state = PA_POOL_FREE;
     p->owner = NULL;
     p->next = a->free_pools;
     a->free_pools = p;
-    a->dirty |= UINT64_C(1) << (p - a->pools);
-    pa_ndirty++;
     if (a->nfree)
         bucket_remove(a);
     a->nfree++;
-    if (a->nfree < PA_ARENA_POOLS) {
-        bucket_insert(a);
-        purge_excess(a);
-    } else if (pa_ncached < pa_config.arena_cache) {
-        pa_ndirty -= (size_t)__builtin_popcountll(a->dirty);
-        a->next = pa_cache;
-        pa_cache = a;
-        pa_ncached++;
-    } else {
-        pa_ndirty -= (size_t)__builtin_popcountll(a->dirty);
-        pa_space_arena_release(a);
-        pa_counts.released++;
-        pa_counts.current--;
-    }
+    bucket_insert(a);
+    mark_dirty(a, (size_t)(p - a->pools), now);
+    pa_pools_used--;
+    purge_due(now);
     pthread_mutex_unlock(&pa_arena_lock);
 }
 
-/* malloc_trim: release every cached arena and purge every empty pool. Returns bytes given
- * back to the OS. */
+/* malloc_trim: every wholly free arena is released (the cache too) and every dirty pool
+ * purged. Returns bytes given back to the OS. */
 size_t pa_arena_trim(void)
 {
     pthread_mutex_lock(&pa_arena_lock);
-    size_t before = pa_counts.pools_purged, arenas = 0;
-    while (pa_cache) {
-        pa_arena *a = pa_cache;
-        pa_cache = a->next;
-        pa_ncached--;
-        pa_space_arena_release(a);
-        pa_counts.released++;
-        pa_counts.current--;
-        arenas++;
-    }
-    for (size_t n = 1; n < PA_ARENA_POOLS; n++)
-        for (pa_arena *a = pa_bucket[n]; a; a = a->next)
-            if (a->dirty)
-                purge_arena(a);
-    size_t bytes = (pa_counts.pools_purged - before) * PA_POOL_SIZE + arenas * PA_ARENA_SIZE;
+    size_t purged = pa_counts.pools_purged, released = pa_counts.released;
+    while (pa_bucket[PA_ARENA_POOLS])
+        arena_release(pa_bucket[PA_ARENA_POOLS]);
+    while (pa_dirty_oldest)
+        purge_arena(pa_dirty_oldest);
+    size_t bytes = (pa_counts.pools_purged - purged) * PA_POOL_SIZE +
+                   (pa_counts.released - released) * PA_ARENA_SIZE;
     pthread_mutex_unlock(&pa_arena_lock);
     return bytes;
 }
@@ -173,14 +237,12 @@ void pa_arena_counts_get(pa_arena_counts *out)
 {
     pthread_mutex_lock(&pa_arena_lock);
     *out = pa_counts;
-    out->cached = pa_ncached;
+    out->cached = 0;
+    for (pa_arena *a = pa_bucket[PA_ARENA_POOLS]; a; a = a->next)
+        out->cached++;
     out->dirty_pools = pa_ndirty;
     pthread_mutex_unlock(&pa_arena_lock);
 }
-
-void pa_arena_fork_prepare(void) { pthread_mutex_lock(&pa_arena_lock); }
-void pa_arena_fork_parent(void)  { pthread_mutex_unlock(&pa_arena_lock); }
-void pa_arena_fork_child(void)   { pthread_mutex_init(&pa_arena_lock, NULL); }
 
 void pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg)
 {
@@ -188,3 +250,7 @@ void pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg)
     pa_space_foreach(fn, arg);
     pthread_mutex_unlock(&pa_arena_lock);
 }
+
+void pa_arena_fork_prepare(void) { pthread_mutex_lock(&pa_arena_lock); }
+void pa_arena_fork_parent(void)  { pthread_mutex_unlock(&pa_arena_lock); }
+void pa_arena_fork_child(void)   { pthread_mutex_init(&pa_arena_lock, NULL); }

@@ -92,13 +92,13 @@ _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");
 
 /* Arena header: page 0 of the arena. Fields under pa_arena_lock. */
 typedef struct pa_arena {
-    struct pa_arena   *next, *prev;  /* in bucket nfree of the usable arenas (nfree in 1..62), or
-                                        in the cache of wholly free arenas */
-    pa_pool           *free_pools;   /* FREE pools, linked by next */
+    struct pa_arena   *next, *prev;  /* in bucket nfree (1..63, 63: wholly free); none when 0 */
+    pa_pool           *free_pools;   /* FREE pools, linked by next, most recently freed first */
     uint32_t           nfree;        /* pools on free_pools */
     uint32_t           region;       /* index of its region */
     uint64_t           dirty;        /* bit i: pool i is FREE and its page may be resident */
-    uint64_t           pad[3];
+    struct pa_arena   *dirty_next, *dirty_prev; /* on the dirty list while dirty != 0 */
+    uint64_t           dirty_since;  /* ms (monotonic) when dirty last went from 0 to non-0 */
     pa_pool            pools[PA_ARENA_POOLS]; /* descriptor of page i is pools[i - 1] */
 } pa_arena;
 
@@ -195,6 +195,7 @@ typedef struct pa_settings {
     unsigned    arena_cache;   /* PYARENA_ARENA_CACHE */
     unsigned    purge;         /* PYARENA_PURGE */
     unsigned    dirty_max;     /* PYARENA_DIRTY_MAX */
+    unsigned    decay_ms;      /* PYARENA_DECAY_MS */
     const char *stats;         /* PYARENA_STATS: NULL (off), "stderr", or a path with %p */
     int         stats_format;  /* PYARENA_STATS_FORMAT: PYARENA_STATS_TEXT or _JSON */
 } pa_settings;

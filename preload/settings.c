@@ -12,6 +12,7 @@ PA_HIDDEN pa_settings pa_config = {
     .arena_cache = PA_DEFAULT_ARENA_CACHE,
     .purge = PA_DEFAULT_PURGE,
     .dirty_max = PA_DEFAULT_DIRTY_MAX,
+    .decay_ms = PA_DEFAULT_DECAY_MS,
     .stats = NULL,
     .stats_format = PYARENA_STATS_TEXT,
 };
@@ -102,4 +103,5 @@ void pa_settings_read(void)
     read_uint("PYARENA_ARENA_CACHE", &pa_config.arena_cache, 1024);
     read_uint("PYARENA_PURGE", &pa_config.purge, 1);
     read_uint("PYARENA_DIRTY_MAX", &pa_config.dirty_max, 1UL << 24);
+    read_uint("PYARENA_DECAY_MS", &pa_config.decay_ms, 3600000);
 }

@@ -262,6 +262,15 @@ case_bad_input() {
     pass $n
 }
 
+# ---- 11. MALLOC_CONF still tunes the jemalloc behind the large path (linked inside pyarena)
+case_malloc_conf() {
+    local n=malloc_conf o=$TMP/mc.out
+    pre "$o" env MALLOC_CONF=stats_print:true /bin/true
+    grep -q "Begin jemalloc statistics" "$o" || { fail $n "MALLOC_CONF=stats_print:true printed nothing" "$o"; return; }
+    readelf -d "$LIB" | grep -q "libjemalloc\|libstdc++" && { fail $n "libpyarena.so still needs libjemalloc or libstdc++"; return; }
+    pass $n
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -272,6 +281,7 @@ want api        && case_api
 want tools      && case_tools
 want symbols    && case_symbols
 want bad_input  && case_bad_input
+want malloc_conf && case_malloc_conf
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

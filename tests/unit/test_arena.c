@@ -2,6 +2,7 @@
  * of empty pools' pages, malloc_trim. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -29,6 +30,7 @@ static void **fill(size_t n)
 Test(arena, wholly_free_arenas_are_released_past_the_cache)
 {
     pa_config.arena_cache = 1;
+    pa_config.decay_ms = 0;          /* give back at once */
     size_t n = 3 * PER_ARENA;
     void **b = fill(n);
     pa_arena_counts c;
@@ -95,5 +97,56 @@ Test(arena, purging_can_be_switched_off)
     for (size_t i = PER_POOL; i < 2 * PER_POOL; i++)
         pa_free(b[i]);
     cr_assert(resident(victim), "PYARENA_PURGE=0 still purged");
+    pa_large_free(b);
+}
+
+Test(arena, under_the_budget_empty_pools_decay_before_they_are_purged)
+{
+    pa_config.decay_ms = 100;
+    void **b = fill(6 * PER_POOL);
+    void *victim = b[PER_POOL];
+    for (size_t i = PER_POOL; i < 2 * PER_POOL; i++)
+        pa_free(b[i]);
+    cr_assert_eq(pa_pool_of(victim)->state, PA_POOL_FREE);
+    cr_assert(resident(victim), "purged at once although under the budget");
+    struct timespec pause = { 0, 150 * 1000000 };
+    nanosleep(&pause, NULL);
+    for (size_t i = 3 * PER_POOL; i < 4 * PER_POOL; i++)   /* the next release purges old ones */
+        pa_free(b[i]);
+    cr_assert_not(resident(victim), "not purged after PYARENA_DECAY_MS");
+    pa_large_free(b);
+}
+
+Test(arena, freeing_and_refilling_a_few_mib_in_a_loop_purges_nothing)
+{
+    size_t n = 4096;                 /* 2 MiB of 512-byte blocks: 512 pools, 8 arenas */
+    void **b = pa_large_alloc(n * sizeof *b, 0, false);
+    pa_arena_counts c0, c1;
+    for (int round = 0; round < 20; round++) {
+        for (size_t i = 0; i < n; i++)
+            b[i] = pa_malloc(512);
+        for (size_t i = 0; i < n; i++)
+            pa_free(b[i]);
+        if (round == 0)
+            pa_arena_counts_get(&c0);
+    }
+    pa_arena_counts_get(&c1);
+    cr_assert_eq(c1.pools_purged, c0.pools_purged, "purged %zu pools", c1.pools_purged - c0.pools_purged);
+    cr_assert_eq(c1.released, c0.released);
+    cr_assert_eq(c1.allocated, c0.allocated, "arenas rebuilt");
+    pa_large_free(b);
+}
+
+Test(arena, a_spike_over_the_budget_is_given_back_at_once)
+{
+    size_t n = 6 * PA_ARENA_POOLS * PER_POOL;    /* 6 arenas, 1.5 MiB over the budget */
+    pa_config.dirty_max = 64;                    /* 256 KiB */
+    void **b = fill(n);
+    for (size_t i = 0; i < n; i++)
+        pa_free(b[i]);
+    pa_arena_counts c;
+    pa_arena_counts_get(&c);
+    cr_assert_leq(c.dirty_pools, 64, "%zu dirty pools left", c.dirty_pools);
+    cr_assert_leq(c.current, 1 + pa_config.arena_cache + 1, "%zu arenas held", c.current);
     pa_large_free(b);
 }
