@@ -4,11 +4,12 @@
  *
  * Purging, like jemalloc's decay: a FREE pool whose page may still be resident is "dirty".
  * Dirty pages are given back (madvise; a wholly free arena is released whole) oldest first,
- *   - at once while the dirty pools exceed the budget max(PYARENA_DIRTY_MAX, pools in use / 4),
- *     so resident memory falls right after a spike, and
- *   - once they have stayed unused for PYARENA_DECAY_MS,
- * so that a program which frees and reallocates a few MiB in a loop does not pay a page fault
- * and an madvise per pool each time. PYARENA_ARENA_CACHE wholly free arenas stay resident. */
+ *   - once they have stayed unused for PYARENA_DECAY_MS (checked whenever pools are taken or
+ *     given back), so resident memory falls after a spike, and
+ *   - at once beyond PYARENA_DIRTY_MAX dirty pools,
+ * so that a program which drops and rebuilds tens of MiB in a loop (CPython does) does not pay
+ * a page fault and an madvise per pool each time. PYARENA_ARENA_CACHE wholly free arenas stay
+ * resident. */
 #include <string.h>
 #include <time.h>
 
@@ -23,7 +24,6 @@ static pa_arena *pa_bucket[PA_ARENA_PAGES];
 static uint64_t  pa_bucket_nonempty;          /* bit n: pa_bucket[n] is not empty */
 static pa_arena *pa_dirty_oldest, *pa_dirty_newest; /* arenas with dirty pools, oldest first */
 static size_t    pa_ndirty;                   /* dirty pools in all arenas */
-static size_t    pa_pools_used;               /* pools not FREE */
 static pa_arena_counts pa_counts;
 
 static void bucket_remove(pa_arena *a)
@@ -168,8 +168,7 @@ static void purge_due(uint64_t now)
 {
     if (!pa_config.purge)
         return;
-    size_t budget = pa_pools_used / 4 > pa_config.dirty_max ? pa_pools_used / 4 : pa_config.dirty_max;
-    while (pa_dirty_oldest && (pa_ndirty > budget ||
+    while (pa_dirty_oldest && (pa_ndirty > pa_config.dirty_max ||
                                now - pa_dirty_oldest->dirty_since >= pa_config.decay_ms))
         purge_arena(pa_dirty_oldest);
 }
@@ -178,7 +177,10 @@ static void purge_due(uint64_t now)
 
 pa_pool *pa_arena_pool_get(void)
 {
+    uint64_t now = pa_dirty_oldest ? now_ms() : 0;   /* racy peek: only saves a clock read */
     pthread_mutex_lock(&pa_arena_lock);
+    if (now)
+        purge_due(now);
     pa_arena *a;
     if (pa_bucket_nonempty) {
         a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty)];
@@ -193,7 +195,6 @@ pa_pool *pa_arena_pool_get(void)
     mark_clean(a, (size_t)(p - a->pools));
     if (a->nfree)
         bucket_insert(a);
-    pa_pools_used++;
     pthread_mutex_unlock(&pa_arena_lock);
     return p;
 }
@@ -212,7 +213,6 @@ void pa_arena_pool_put(pa_pool *p)
     a->nfree++;
     bucket_insert(a);
     mark_dirty(a, (size_t)(p - a->pools), now);
-    pa_pools_used--;
     purge_due(now);
     pthread_mutex_unlock(&pa_arena_lock);
 }

@@ -36,8 +36,8 @@
 #define PA_DEFAULT_CHECK        1      /* cheap checks: double free, invalid pointers */
 #define PA_DEFAULT_ARENA_CACHE  2      /* wholly free arenas kept resident whatever their age */
 #define PA_DEFAULT_PURGE        1      /* give the pages of empty pools back with madvise */
-#define PA_DEFAULT_DIRTY_MAX    1024   /* empty, resident pools (4 MiB) tolerated at any time... */
-#define PA_DEFAULT_DECAY_MS     1000   /* ...for at most this long */
+#define PA_DEFAULT_DECAY_MS     1000   /* empty pools stay resident this long... */
+#define PA_DEFAULT_DIRTY_MAX    16384  /* ...unless more than this many (64 MiB) wait */
 
 _Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");
 _Static_assert(PA_ARENA_SIZE % PA_POOL_SIZE == 0, "an arena is a whole number of pools");

@@ -97,6 +97,7 @@ static void run_pairs(int quick)
 static void run_churn(int quick)
 {
     size_t slots = 100000, steps = (size_t)6 << 20;
+    long base = proc_status_kb("VmRSS");   /* the process and allocator before the heap grows */
     if (quick > 1) {
         slots /= 2;
         steps /= (size_t)quick;
@@ -143,6 +144,8 @@ static void run_churn(int quick)
     }
     emit("churn/time", t * 1e9 / (double)steps, "ns/step");
     emit("churn/peak_rss", (double)hwm / 1024.0, "MiB");
+    emit("churn/base_rss", (double)base / 1024.0, "MiB");
+    emit("churn/heap_rss", (double)(hwm - base) / 1024.0, "MiB");
     emit("churn/live_max", (double)live_max / 1048576.0, "MiB");
     free(tags);
     free(sizes);

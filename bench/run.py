@@ -195,6 +195,8 @@ SECTIONS = [
     ]),
     ("Memory", [
         ("churn/peak_rss", "churn: peak RSS (VmHWM)"),
+        ("churn/base_rss", "churn: RSS before the heap grows"),
+        ("churn/heap_rss", "churn: peak RSS minus that"),
         ("rss/full", "4M small blocks: RSS"),
         ("rss/after_free", "4M blocks, 90% freed: RSS"),
         ("rss/after_trim", "... then malloc_trim(0): RSS"),

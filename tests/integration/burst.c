@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "probe.h"
@@ -17,6 +18,13 @@
 #define NBLOCKS   (4u * 1024 * 1024)
 #define MAX_PCT   20      /* rss_after - rss_before must stay under this % of the growth */
 
+
+static double now_sec(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 static uint64_t rs = 0x2545f4914f6cdd1dull;
 static uint32_t rng(void)
@@ -68,6 +76,18 @@ int main(void)
     long mid = rss_kib();
     for (uint32_t i = 0; i < NBLOCKS; i++)
         free(ptrs[i]);
+    /* The program goes on after its spike: 1.5 s of modest work in another size class. An
+     * allocator may keep freed pages for a while (pyarena: PYARENA_DECAY_MS, 1 s) to spare a
+     * program that refills them, but must give them back once they stay unused. */
+    for (double t0 = now_sec(); now_sec() - t0 < 1.5;) {
+        void *w[64];
+        for (int k = 0; k < 64; k++)
+            w[k] = malloc(200);
+        for (int k = 0; k < 64; k++)
+            free(w[k]);
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
     long after = rss_kib();
 
     long growth = peak - before;

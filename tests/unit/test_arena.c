@@ -100,7 +100,7 @@ Test(arena, purging_can_be_switched_off)
     pa_large_free(b);
 }
 
-Test(arena, under_the_budget_empty_pools_decay_before_they_are_purged)
+Test(arena, empty_pools_decay_before_they_are_purged)
 {
     pa_config.decay_ms = 100;
     void **b = fill(6 * PER_POOL);
