@@ -1,38 +1,38 @@
 /* alloc.h — the fast paths: size to class, ownership, pop and push on the calling thread's
- * pools. Everything here is static inline; every miss calls one out-of-line function. */
+ * pools. Everything here is static inline __attribute__((always_inline)); every miss calls one out-of-line function. */
 #ifndef PA_ALLOC_H
 #define PA_ALLOC_H
 
 #include "internal.h"
 
-static inline size_t pa_class_of(size_t n)        { return (n - 1) >> 4; }   /* n in 1..512 */
-static inline size_t pa_class_size(size_t cls)    { return (cls + 1) << 4; }
+static inline __attribute__((always_inline)) size_t pa_class_of(size_t n)        { return (n - 1) >> 4; }   /* n in 1..512 */
+static inline __attribute__((always_inline)) size_t pa_class_size(size_t cls)    { return (cls + 1) << 4; }
 
 /* Is p inside one of our regions? One load from our own map; never reads memory at p. */
-static inline bool pa_owned(const void *p)
+static inline __attribute__((always_inline)) bool pa_owned(const void *p)
 {
     uintptr_t r = (uintptr_t)p >> PA_REGION_SHIFT;
     return r < PA_MAP_ENTRIES && pa_space_map[r];
 }
 
-static inline pa_arena *pa_arena_of(const void *p)
+static inline __attribute__((always_inline)) pa_arena *pa_arena_of(const void *p)
 {
     return (pa_arena *)((uintptr_t)p & ~(uintptr_t)(PA_ARENA_SIZE - 1));
 }
 
-static inline size_t pa_page_of(const void *p)
+static inline __attribute__((always_inline)) size_t pa_page_of(const void *p)
 {
     return ((uintptr_t)p >> PA_POOL_SHIFT) & (PA_ARENA_PAGES - 1);
 }
 
 /* Descriptor of the pool holding p; for a pointer into the header page (page 0) this is the
  * header's first line, whose state byte reads as PA_POOL_FREE. */
-static inline pa_pool *pa_pool_of(const void *p)
+static inline __attribute__((always_inline)) pa_pool *pa_pool_of(const void *p)
 {
     return &pa_arena_of(p)->pools[pa_page_of(p) - 1];
 }
 
-static inline void *pa_pool_page(const pa_pool *p)
+static inline __attribute__((always_inline)) void *pa_pool_page(const pa_pool *p)
 {
     pa_arena *a = pa_arena_of(p);
     return (char *)a + ((size_t)(p - a->pools) + 1) * PA_POOL_SIZE;
@@ -41,19 +41,19 @@ static inline void *pa_pool_page(const pa_pool *p)
 /* Free-list links as the slow paths read and write them: encoded with pa_list_key, which is 0
  * except under PYARENA_CHECK=2, when only the careful paths run. The inline fast paths below
  * run only while pa_mode == 0, so they use the raw links. */
-static inline pa_block *pa_next(const pa_block *b)
+static inline __attribute__((always_inline)) pa_block *pa_next(const pa_block *b)
 {
     return (pa_block *)((uintptr_t)b->next ^ pa_list_key);
 }
 
-static inline void pa_link(pa_block *b, pa_block *next)
+static inline __attribute__((always_inline)) void pa_link(pa_block *b, pa_block *next)
 {
     b->next = (pa_block *)((uintptr_t)next ^ pa_list_key);
 }
 
 /* What a free block carries in its second word (checks on): a random secret mixed with its
  * address, so a second free of it is caught, and a write after free likely breaks it. */
-static inline uintptr_t pa_free_mark(const pa_block *b)
+static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_block *b)
 {
     return pa_free_key ^ (uintptr_t)b;
 }
@@ -61,19 +61,19 @@ static inline uintptr_t pa_free_mark(const pa_block *b)
 /* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
  * 2^32, is below magic = ceil(2^32 / size) (Lemire, Kaser and Kurz: exact for every 12-bit
  * offset and size up to 512; checked exhaustively). Past `limit` lies only the page's slack. */
-static inline bool pa_block_start(const pa_pool *p, const void *ptr)
+static inline __attribute__((always_inline)) bool pa_block_start(const pa_pool *p, const void *ptr)
 {
     uint32_t off = (uint32_t)((uintptr_t)ptr & (PA_POOL_SIZE - 1));
     return off * p->magic < p->magic && off < p->limit;
 }
 
-static inline uint32_t pa_pool_capacity(const pa_pool *p)
+static inline __attribute__((always_inline)) uint32_t pa_pool_capacity(const pa_pool *p)
 {
     return (uint32_t)p->limit / p->block_size;
 }
 
 /* Pop a block of class cls from the calling thread's current pool (level 1, pa_mode == 0). */
-static inline void *pa_small_alloc(size_t cls)
+static inline __attribute__((always_inline)) void *pa_small_alloc(size_t cls)
 {
     pa_heap *h = pa_tls_heap;
     pa_pool *p = h->cur[cls];
@@ -90,7 +90,7 @@ static inline void *pa_small_alloc(size_t cls)
 /* Push a small block back: onto its pool's local list when this thread owns the pool, else
  * onto the pool's remote stack. Level 1 checks: the pointer starts a block of a pool in use,
  * and the block is not already free (a matching mark is confirmed out of line). */
-static inline void pa_small_free(void *ptr)
+static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
     pa_pool *p = pa_pool_of(ptr);
     pa_heap *h = pa_tls_heap;
@@ -106,8 +106,7 @@ static inline void pa_small_free(void *ptr)
     b->mark = pa_free_mark(b);
     b->next = p->free;
     p->free = b;
-    uint32_t u = --p->used;
-    if (unlikely(u - 1 >= PA_USED_FULL - 1))   /* became empty (u == 0) or was FULL */
+    if (unlikely(--p->used == p->slow_at))     /* became empty, or a FULL pool has room again */
         pa_heap_free_slow(h, p);
 }
 
@@ -128,7 +127,7 @@ PA_HIDDEN int    pa_api_trim(void);
 /* Stats tracking and PYARENA_CHECK=2 set pa_mode and take the careful paths of check.c; in the
  * default mode that costs one compare and branch, and both calls stay tail calls so the fast
  * paths need no stack frame. PYARENA_CHECK=0 stays on the fast paths, minus the checks. */
-static inline void *pa_malloc(size_t n)
+static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
         if (unlikely(pa_mode))
@@ -138,7 +137,7 @@ static inline void *pa_malloc(size_t n)
     return pa_api_malloc_other(n);
 }
 
-static inline void pa_free(void *ptr)
+static inline __attribute__((always_inline)) void pa_free(void *ptr)
 {
     if (likely(pa_owned(ptr))) {
         if (unlikely(pa_mode))

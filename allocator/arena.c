@@ -195,6 +195,7 @@ pa_pool *pa_arena_pool_get(void)
     mark_clean(a, (size_t)(p - a->pools));
     if (a->nfree)
         bucket_insert(a);
+    pa_counts.pools_taken++;
     pthread_mutex_unlock(&pa_arena_lock);
     return p;
 }

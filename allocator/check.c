@@ -156,8 +156,7 @@ void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
     b->mark = pa_free_mark(b);
     b->next = p->free;
     p->free = b;
-    uint32_t u = --p->used;
-    if (u - 1 >= PA_USED_FULL - 1)
+    if (--p->used == p->slow_at)
         pa_heap_free_slow(h, p);
 }
 
@@ -244,7 +243,6 @@ void pa_careful_free(void *ptr)
     pa_check_freed(p, b);
     pa_link(b, p->free);
     p->free = b;
-    uint32_t u = --p->used;
-    if (u - 1 >= PA_USED_FULL - 1)
+    if (--p->used == p->slow_at)
         pa_heap_free_slow(h, p);
 }

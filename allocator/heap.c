@@ -121,7 +121,8 @@ static bool pool_detach(pa_heap *h, pa_pool *p)
     unpin(p);
     ring_remove(h, p);
     p->state = PA_POOL_FULL;
-    p->used |= PA_USED_FULL;
+    uint32_t room = pa_pool_capacity(p) >> PA_REATTACH_SHIFT;
+    p->slow_at = (uint16_t)(p->used - (room > 2 ? room : 2));
     full_push(h, p);
     return true;
 }
@@ -130,7 +131,7 @@ static void pool_reattach(pa_heap *h, pa_pool *p)
 {
     atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
     full_remove(h, p);
-    p->used &= ~PA_USED_FULL;
+    p->slow_at = 0;
     p->state = PA_POOL_ATTACHED;
     ring_insert_second(h, p);
 }
@@ -180,7 +181,7 @@ static void heap_reclaim(pa_heap *h)
             h->nremote += n;
             if (p->state == PA_POOL_FULL) {
                 full_remove(h, p);
-                p->used &= ~PA_USED_FULL;
+                p->slow_at = 0;
                 p->state = PA_POOL_ATTACHED;
                 ring_insert_second(h, p);
             }
@@ -287,7 +288,7 @@ void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
 /* Owner's local free made the pool empty or found it FULL (the block is already pushed). */
 void pa_heap_free_slow(pa_heap *h, pa_pool *p)
 {
-    if (p->used & PA_USED_FULL)
+    if (p->state == PA_POOL_FULL)
         pool_reattach(h, p);
     /* an abandoned heap keeps nothing back: no thread allocates from it */
     pool_release_if_empty(h, p, h->state == PA_HEAP_LIVE);
@@ -311,8 +312,7 @@ void pa_heap_free_remote(pa_pool *p, pa_block *b)
             pa_link(b, p->free);
             p->free = b;
             owner->nremote++;
-            uint32_t u = --p->used;
-            if (u - 1 >= PA_USED_FULL - 1)
+            if (--p->used == p->slow_at)
                 pa_heap_free_slow(owner, p);
             pthread_mutex_unlock(&pa_heaps_lock);
             return;

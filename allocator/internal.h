@@ -59,11 +59,14 @@ enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
 #define PA_TF_QUEUED    ((uintptr_t)2)
 #define PA_TF_FLAGS     ((uintptr_t)3)
 
-/* used's top bit marks a FULL pool, so that the owner's free fast path tests "pool just became
- * empty" and "pool must be reattached" with one comparison. A pinned pool (the only one of its
- * class) carries +1 in used, so a malloc/free cycle on it never leaves the fast path; live
- * blocks = (used & ~PA_USED_FULL) - pinned. */
-#define PA_USED_FULL    (UINT32_C(1) << 31)
+/* The owner's free fast path leaves for pa_heap_free_slow when --used == slow_at: for an
+ * ATTACHED pool slow_at is 0 (the pool just became empty); for a FULL pool it is
+ * capacity - max(capacity/8, 2), so a full pool goes back on its ring only once an eighth of it
+ * (two blocks at least) is free again, instead of ping-ponging between FULL and ATTACHED one
+ * block at a time. A pinned pool
+ * (the only one of its class) carries +1 in used, so a malloc/free cycle on it never leaves the
+ * fast path; live blocks = used - pinned. */
+#define PA_REATTACH_SHIFT 3
 
 struct pa_heap;
 
@@ -72,8 +75,9 @@ struct pa_heap;
  * arena header's padding and reads as PA_POOL_FREE. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
-    uint32_t           used;         /* owner: blocks not on `free` (live or remote-freed but not
-                                        collected) | PA_USED_FULL, + pinned; see PA_USED_FULL */
+    uint16_t           used;         /* owner: blocks not on `free` (live or remote-freed but not
+                                        collected), + pinned */
+    uint16_t           slow_at;      /* owner: the free fast path's exit, see PA_REATTACH_SHIFT */
     uint16_t           block_size;   /* (cls + 1) * 16 */
     uint16_t           limit;        /* end of the last block: capacity * block_size */
     struct pa_heap    *owner;        /* heap that allocates from it; NULL while FREE */
@@ -157,7 +161,7 @@ PA_HIDDEN void     pa_arena_fork_prepare(void);
 PA_HIDDEN void     pa_arena_fork_parent(void);
 PA_HIDDEN void     pa_arena_fork_child(void);
 typedef struct pa_arena_counts {
-    size_t current, peak, allocated, released, cached, pools_purged, dirty_pools;
+    size_t current, peak, allocated, released, cached, pools_purged, dirty_pools, pools_taken;
 } pa_arena_counts;
 PA_HIDDEN void     pa_arena_counts_get(pa_arena_counts *out);
 /* Calls fn on every arena under pa_arena_lock; fn must not allocate or take that lock. */

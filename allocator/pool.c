@@ -18,6 +18,7 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
     pa_link((pa_block *)(page + (cap - 1) * size), NULL);
     p->free = (pa_block *)page;
     p->used = 0;
+    p->slow_at = 0;
     p->cls = (uint8_t)cls;
     p->limit = (uint16_t)(cap * size);
     p->block_size = (uint16_t)size;

@@ -270,8 +270,10 @@ static void text(out *o, const report *r)
     str(o, " released, ");
     u64(o, a->cached);
     str(o, " cached; ");
+    u64(o, a->pools_taken);
+    str(o, " pools taken, ");
     u64(o, a->pools_purged);
-    str(o, " pools purged with madvise\n");
+    str(o, " purged with madvise\n");
 
     str(o, "large path (jemalloc): ");
     u64(o, r->l.in_use);
@@ -347,7 +349,8 @@ static void json(out *o, const report *r)
     key(o, "allocated", a->allocated, false);
     key(o, "released", a->released, false);
     key(o, "cached", a->cached, false);
-    key(o, "pools_purged", a->pools_purged, true);
+    key(o, "pools_purged", a->pools_purged, false);
+    key(o, "pools_taken", a->pools_taken, true);
     str(o, "},\n \"large\": {");
     key(o, "in_use", r->l.in_use, false);
     key(o, "bytes", r->l.bytes, false);

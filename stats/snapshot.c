@@ -28,7 +28,7 @@ static void walk_arena(pa_arena *a, void *arg)
         }
         pa_class_snapshot *c = &s->cls[p->cls];
         size_t pending = remote_pending(p);
-        size_t used = (p->used & ~PA_USED_FULL) - p->pinned;
+        size_t used = (size_t)p->used - p->pinned;
         size_t live = used > pending ? used - pending : 0;
         s->remote_frees += pending;
         c->pools++;

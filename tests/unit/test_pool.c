@@ -20,16 +20,20 @@ Test(pool, fills_one_page_then_detaches_and_moves_on)
     cr_assert_eq(pa_tls_heap->full, first);
     check_heap();
 
-    /* The first free reattaches it behind the current pool, and it serves again. */
-    pa_free(b[5]);
+    /* It goes back on its ring, behind the current pool, once an eighth of it is free again. */
+    for (int i = 0; i < CLS64_CAP / 8 - 1; i++)
+        pa_free(b[i]);
+    cr_assert_eq(first->state, PA_POOL_FULL, "reattached before an eighth was free");
+    check_heap();
+    pa_free(b[CLS64_CAP / 8 - 1]);
     cr_assert_eq(first->state, PA_POOL_ATTACHED);
     cr_assert_eq(pa_tls_heap->full, NULL);
     cr_assert_eq(pa_tls_heap->cur[pa_class_of(64)]->next, first);
+    cr_assert_eq(pa_pool_free_count(first), CLS64_CAP / 8);
     check_heap();
 
-    for (int i = 0; i <= CLS64_CAP; i++)
-        if (i != 5)
-            pa_free(b[i]);
+    for (int i = CLS64_CAP / 8; i <= CLS64_CAP; i++)
+        pa_free(b[i]);
     /* Both pools emptied: one went back to its arena, the last of the class stays. */
     pa_pool *second = pa_pool_of(b[CLS64_CAP]);
     int freed = (first->state == PA_POOL_FREE) + (second->state == PA_POOL_FREE);
