@@ -20,6 +20,12 @@ $(INTEG_OUT)/cxx_new: $(INTEG_SRC)/cxx_new.cpp
 	@mkdir -p $(dir $@)
 	g++ $(INTEG_CXXFLAGS) -o $@ $< -ldl
 
+$(INTEG_OUT)/early_ctor.so: $(INTEG_SRC)/early_ctor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(INTEG_CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+INTEG_BINS += $(INTEG_OUT)/early_ctor.so
+
 integration-progs: $(INTEG_BINS)
 
 test-integration: $(BUILD)/libpyarena.so $(INTEG_BINS)

@@ -271,6 +271,17 @@ case_malloc_conf() {
     pass $n
 }
 
+# ---- 12. start-up: the first malloc comes from another library's constructor, before ours ran
+case_early() {
+    local n=early_ctor o=$TMP/early.out rc order
+    for order in "$BIN/early_ctor.so:$LIB" "$LIB:$BIN/early_ctor.so"; do
+        { $T env LD_PRELOAD="$order" /bin/true >"$o" 2>&1; } 2>/dev/null; rc=$?
+        [ $rc -eq 0 ] || { fail $n "LD_PRELOAD=$order: $(status_text $rc)" "$o"; return; }
+        grep -qx "early ctor ok" "$o" || { fail $n "LD_PRELOAD=$order: constructor saw a bad allocator" "$o"; return; }
+    done
+    pass $n
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -282,6 +293,7 @@ want tools      && case_tools
 want symbols    && case_symbols
 want bad_input  && case_bad_input
 want malloc_conf && case_malloc_conf
+want early_ctor && case_early
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
