@@ -48,11 +48,18 @@ static void bucket_insert(pa_arena *a)
 
 /* ---- the dirty list: arenas with dirty pools, by when their oldest dirty pool was freed */
 
+/* Milliseconds, read from the clock on one call in 16 (under the lock): pool turnover is
+ * frequent, and decay needs no finer time than that. */
 static uint64_t now_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
-    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+    static uint64_t last;
+    static unsigned calls;
+    if ((calls++ & 15) == 0) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+        last = (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+    }
+    return last;
 }
 
 static void dirty_remove(pa_arena *a)
@@ -177,10 +184,9 @@ static void purge_due(uint64_t now)
 
 pa_pool *pa_arena_pool_get(void)
 {
-    uint64_t now = pa_dirty_oldest ? now_ms() : 0;   /* racy peek: only saves a clock read */
     pthread_mutex_lock(&pa_arena_lock);
-    if (now)
-        purge_due(now);
+    if (pa_dirty_oldest)
+        purge_due(now_ms());
     pa_arena *a;
     if (pa_bucket_nonempty) {
         a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty)];
@@ -203,8 +209,8 @@ pa_pool *pa_arena_pool_get(void)
 void pa_arena_pool_put(pa_pool *p)
 {
     pa_arena *a = pa_arena_of(p);
-    uint64_t now = now_ms();
     pthread_mutex_lock(&pa_arena_lock);
+    uint64_t now = now_ms();
     p->state = PA_POOL_FREE;
     p->owner = NULL;
     p->next = a->free_pools;
