@@ -64,7 +64,7 @@ fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) $(FUZZ_OPTS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/corpus $(FUZZ_SEEDS)
 
 fuzz-handle: $(FUZZ_H_BIN)
-	@mkdir -p $(FUZZ_DIR)/corpus-handle $(FUZZ_DIR)/artifacts
+	@mkdir -p $(FUZZ_DIR)/corpus-handle $(FUZZ_DIR)/artifacts $(FUZZ_H_SEEDS)
 	$(FUZZ_H_BIN) $(FUZZ_H_OPTS) -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/corpus-handle $(FUZZ_H_SEEDS)
 
 fuzz-ci:
@@ -84,17 +84,19 @@ fuzz-seed: $(FUZZ_BIN)
 	cd $(FUZZ_DIR)/seed-full && cp $$(ls -S | head -n 100) $(CURDIR)/$(FUZZ_SEEDS)/
 	@echo "$(FUZZ_SEEDS): $$(ls $(FUZZ_SEEDS) | wc -l) files, $$(cat $(FUZZ_SEEDS)/* | wc -c) bytes"
 
-# fuzz_handle's seeds: the edge-minimal merge plus the 40 largest of a full merge (its inputs
-# run long: the committed corpus stays small).
+# fuzz_handle's seeds: an edge-minimal merge of the 150 largest inputs (long operation
+# sequences, each covering much), then whatever edges the other inputs add; small inputs that
+# each add one edge would otherwise make up most of the set. Fuzzing with -len_control=0 first
+# gives longer inputs and a smaller set.
 fuzz-seed-handle: $(FUZZ_H_BIN)
-	@mkdir -p $(FUZZ_DIR)/corpus-handle
-	rm -rf $(FUZZ_DIR)/seed-h-edges $(FUZZ_DIR)/seed-h-full
-	mkdir -p $(FUZZ_DIR)/seed-h-edges $(FUZZ_DIR)/seed-h-full
-	$(FUZZ_H_BIN) -merge=1 -use_counters=0 $(FUZZ_DIR)/seed-h-edges $(FUZZ_H_SEEDS) $(FUZZ_DIR)/corpus-handle
-	$(FUZZ_H_BIN) -merge=1 $(FUZZ_DIR)/seed-h-full $(FUZZ_H_SEEDS) $(FUZZ_DIR)/corpus-handle
+	@mkdir -p $(FUZZ_DIR)/corpus-handle $(FUZZ_H_SEEDS)
+	rm -rf $(FUZZ_DIR)/seed-h-big $(FUZZ_DIR)/seed-h
+	mkdir -p $(FUZZ_DIR)/seed-h-big $(FUZZ_DIR)/seed-h
+	cp $$(ls -S $(FUZZ_H_SEEDS)/* $(FUZZ_DIR)/corpus-handle/* 2>/dev/null | head -n 150) $(FUZZ_DIR)/seed-h-big/
+	$(FUZZ_H_BIN) -merge=1 -use_counters=0 $(FUZZ_DIR)/seed-h $(FUZZ_DIR)/seed-h-big
+	$(FUZZ_H_BIN) -merge=1 -use_counters=0 $(FUZZ_DIR)/seed-h $(FUZZ_H_SEEDS) $(FUZZ_DIR)/corpus-handle
 	rm -rf $(FUZZ_H_SEEDS) && mkdir -p $(FUZZ_H_SEEDS)
-	cp $(FUZZ_DIR)/seed-h-edges/* $(FUZZ_H_SEEDS)/
-	cd $(FUZZ_DIR)/seed-h-full && cp $$(ls -S | head -n 40) $(CURDIR)/$(FUZZ_H_SEEDS)/
+	cp $(FUZZ_DIR)/seed-h/* $(FUZZ_H_SEEDS)/
 	@echo "$(FUZZ_H_SEEDS): $$(ls $(FUZZ_H_SEEDS) | wc -l) files, $$(cat $(FUZZ_H_SEEDS)/* | wc -c) bytes"
 
 .PHONY: fuzz fuzz-ci fuzz-build fuzz-seed fuzz-handle fuzz-seed-handle
