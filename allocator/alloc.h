@@ -131,7 +131,7 @@ static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
         if (unlikely(pa_mode))
-            return pa_careful_malloc(n);
+            return pa_moded_malloc(n);
         return pa_small_alloc(pa_class_of(n));
     }
     return pa_api_malloc_other(n);
@@ -141,7 +141,7 @@ static inline __attribute__((always_inline)) void pa_free(void *ptr)
 {
     if (likely(pa_owned(ptr))) {
         if (unlikely(pa_mode))
-            pa_careful_free(ptr);
+            pa_moded_free(ptr);
         else
             pa_small_free(ptr);
     } else {

@@ -205,9 +205,24 @@ void pa_check_freed(pa_pool *p, pa_block *b)
 
 /* ---- the careful paths */
 
+/* The one exit of the inline fast paths while pa_mode is set (so they test it once). */
+void *pa_moded_malloc(size_t n)
+{
+    return pa_mode == PA_MODE_TRACK ? pa_track_malloc(n) : pa_careful_malloc(n);
+}
+
+void pa_moded_free(void *ptr)
+{
+    if (pa_mode == PA_MODE_TRACK)
+        pa_track_free_small(ptr);
+    else
+        pa_careful_free(ptr);
+}
+
 void *pa_careful_malloc(size_t n)
 {
     size_t cls = n ? pa_class_of(n) : 0;
+
     pa_heap *h = pa_tls_heap;
     pa_pool *p = h->cur[cls];
     pa_block *b = p->free;
