@@ -15,7 +15,9 @@
 
 CC      ?= cc
 BUILD   ?= build
-PYTHON  ?= python3
+# Debian's interpreter when present: a python3 found first on PATH may be a wrapper script
+# (pyenv) whose helper processes would each inherit the preload and print their own report.
+PYTHON  ?= $(firstword $(wildcard /usr/bin/python3) python3)
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
