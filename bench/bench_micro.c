@@ -3,6 +3,10 @@
  *   bench_micro pairs   [--quick]   malloc/free of one size at a time, batches freed in LIFO,
  *                                   FIFO and random order; ns per malloc+free pair (best of
  *                                   three slices of each cell)
+ *   bench_micro pairs --cell ORDER/SIZE [--quick]
+ *                                   one cell only (e.g. lifo/32), timed longer (best of
+ *                                   CELL_ONLY_SLICES slices of CELL_ONLY_SECONDS in all), for
+ *                                   the runner's comparisons of pyarena's settings
  *   bench_micro churn   [--quick]   a working set of blocks with random sizes 8-512 (weighted
  *                                   small), one block replaced per step; ns per step and the
  *                                   process's peak resident memory (VmHWM)
@@ -36,6 +40,8 @@ static size_t batch_of(size_t size)
 #define CELL_SECONDS 0.15
 #define SLICES       3
 #define MIN_ROUNDS   2
+#define CELL_ONLY_SECONDS 0.6
+#define CELL_ONLY_SLICES  6
 
 static void one_round(void **ptrs, const uint32_t *perm, size_t k, size_t size, enum order ord,
                       uint64_t round)
@@ -53,14 +59,44 @@ static void one_round(void **ptrs, const uint32_t *perm, size_t k, size_t size, 
     }
 }
 
-static void run_pairs(int quick)
+/* The cell named by --cell ORDER/SIZE: *size and *order set, 1; 0 if there is no --cell. */
+static int cell_arg(int argc, char **argv, size_t *size, int *order)
 {
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--cell") != 0)
+            continue;
+        const char *arg = argv[i + 1], *slash = strchr(arg, '/');
+        char *end;
+        if (slash != NULL)
+            for (int o = LIFO; o <= RANDOM; o++)
+                if (strlen(order_name[o]) == (size_t)(slash - arg)
+                    && strncmp(arg, order_name[o], (size_t)(slash - arg)) == 0) {
+                    *order = o;
+                    *size = strtoull(slash + 1, &end, 10);
+                    for (size_t s = 0; s < sizeof pair_sizes / sizeof pair_sizes[0]; s++)
+                        if (*end == '\0' && pair_sizes[s] == *size)
+                            return 1;
+                }
+        die("--cell %s: expected ORDER/SIZE, ORDER lifo, fifo or random, SIZE one of the pair "
+            "sizes (16 ... 65536)", arg);
+    }
+    return 0;
+}
+
+static void run_pairs(int quick, int argc, char **argv)
+{
+    size_t only_size = 0;
+    int only_order = LIFO, only = cell_arg(argc, argv, &only_size, &only_order);
+    double cell_seconds = only ? CELL_ONLY_SECONDS : CELL_SECONDS;
+    int slices = only ? CELL_ONLY_SLICES : SLICES;
     void **ptrs = malloc(4096 * sizeof *ptrs);
     uint32_t *perm = malloc(4096 * sizeof *perm);
     if (ptrs == NULL || perm == NULL)
         die("out of memory for bookkeeping");
     for (size_t s = 0; s < sizeof pair_sizes / sizeof pair_sizes[0]; s++) {
         size_t size = pair_sizes[s], k = batch_of(size);
+        if (only && size != only_size)
+            continue;
         uint64_t rng = 42 + size;
         for (size_t i = 0; i < k; i++)
             perm[i] = (uint32_t)i;
@@ -72,16 +108,18 @@ static void run_pairs(int quick)
         }
         for (int o = LIFO; o <= RANDOM; o++) {
             char name[64];
+            if (only && o != only_order)
+                continue;
             one_round(ptrs, perm, k, size, (enum order)o, 0); /* warm-up */
             double best = 0;
             uint64_t round = 0;
-            for (int slice = 0; slice < SLICES; slice++) {
+            for (int slice = 0; slice < slices; slice++) {
                 size_t rounds = 0;
                 double t0 = now_sec(), t;
                 do {
                     one_round(ptrs, perm, k, size, (enum order)o, ++round);
                     rounds++;
-                } while ((t = now_sec() - t0) < CELL_SECONDS / SLICES / quick || rounds < MIN_ROUNDS);
+                } while ((t = now_sec() - t0) < cell_seconds / slices / quick || rounds < MIN_ROUNDS);
                 double per_pair = t * 1e9 / (double)(rounds * k);
                 if (slice == 0 || per_pair < best)
                     best = per_pair;
@@ -198,13 +236,13 @@ int main(int argc, char **argv)
     int quick = quick_divisor(argc, argv);
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "pairs") == 0)
-        run_pairs(quick);
+        run_pairs(quick, argc, argv);
     else if (strcmp(mode, "churn") == 0)
         run_churn(quick);
     else if (strcmp(mode, "aligned") == 0)
         run_aligned(quick);
     else {
-        fprintf(stderr, "usage: %s pairs|churn|aligned [--quick]\n", argv[0]);
+        fprintf(stderr, "usage: %s pairs [--cell ORDER/SIZE]|churn|aligned [--quick]\n", argv[0]);
         return 64;
     }
     emit_libs();

@@ -8,6 +8,12 @@ ratios to pyarena (pyarena = 1.00; above 1 = slower or bigger than pyarena), and
 raw figures to bench/results/<date>.json and the table as an SVG to bench/results/latest.svg.
 If libpyarena.so has not been built, pyarena is skipped and glibc is the reference.
 
+The last sections compare pyarena with itself and its handle library with CPython: the cost
+of PYARENA_STATS and of each PYARENA_CHECK level (pyarena only, settings alternated run by run,
+each setting's time as a ratio to the base setting's in the same run), and the handle shim
+(handle/gc_bench, bench/handle_refs, bench/handle_trees with and without the preload, against
+handle/gc_bench.py and bench/handle_trees.py in CPython); see handle_and_stats_jobs().
+
     python3 bench/run.py [--quick] [--runs N] [--only JOB,...] [--bin-dir DIR] [--lib PATH]
 
 Normally started by `make bench` (QUICK=1 for a short run).
@@ -164,10 +170,138 @@ def jobs(bin_dir, quick):
         {"name": "rss", "argv": [b("bench_rss"), "--trim"]},
         {"name": "python", "python": True,
          "argv": [SYSTEM_PYTHON, os.path.join(HERE, "py_workload.py"), "0.5" if quick else "1"]},
-        # ---- Later: the handle shim and the stats cost rows go here, as further jobs
-        # ---- (e.g. {"name": "handle", "argv": [b("bench_handle")] + q}) with their rows
-        # ---- in SECTIONS below under "Handle shim and stats".
+    ] + handle_and_stats_jobs(bin_dir, quick)
+
+
+# ---- Handle shim, stats and checks: jobs whose runs are not "one program under each
+# ---- allocator" but a list of configurations (job["configs"](allocs) -> [cfg]), each with its
+# ---- own argv, environment and column ("allocator" in the records), run alternately.
+#
+# stats, checks: pyarena only, one setting against another (stats off/on, PYARENA_CHECK 0/1/2)
+#   on the churn and on malloc+free pairs of 32 B (LIFO); every run also records the ratio of
+#   each setting's time to the base setting's time of the same run (paired, so slow drift of
+#   the machine cancels), the figure the table shows. The order of the settings is reversed
+#   on every other run.
+# hgc, hrefs, htrees: programs linked with libpyarena_handle, run with libpyarena.so preloaded
+#   (column "pyarena") and without any preload (column "glibc": the program's own malloc is
+#   glibc's, the handles still come from libpyarena.so, the one allocator instance); the
+#   CPython counterparts (gc_bench.py, handle_trees.py, CPython's own allocator) fill the
+#   "pymalloc" column, so that column's ratio is CPython's cost over pyarena's.
+
+GC_BENCH = os.path.join(ROOT, "handle", "gc_bench.py")
+STATS_WORKLOADS = (("churn", "churn/time"), ("pairs32", "pairs/lifo/32"))
+
+
+def trees_shape(quick):
+    """(depth, rounds) of the two binary-trees runs: the second builds trees 4 times as big,
+    as many nodes in all."""
+    d = 12 if quick else 14
+    return {"small": (d, 8), "large": (d + 2, 2)}
+
+
+def handle_and_stats_jobs(bin_dir, quick):
+    q = ["--quick"] if quick else []
+    b = lambda name: os.path.join(bin_dir, name)  # noqa: E731
+    micro = {"churn": [b("bench_micro"), "churn"] + q,
+             "pairs32": [b("bench_micro"), "pairs", "--cell", "lifo/32"] + q}
+    # best of 3 collections in each process (gc_bench's default; see handle/gc_bench.c)
+    gc_n, gc_reps = ("200000", "3") if quick else ("1000000", "3")
+    gc_c = os.path.join(os.path.dirname(bin_dir), "handle", "gc_bench")
+
+    def settings(prefix, values, env_var):
+        """[cfg] for pyarena under each setting of env_var (None: unset) on each workload."""
+        def configs(allocs):
+            pa = [a for a in allocs if a["name"] == "pyarena"]
+            if not pa:
+                return []
+            out = []
+            for work, argv in micro.items():
+                for label, value in values:
+                    env = {"PYARENA_STATS": None, "PYARENA_CHECK": None}
+                    if value is not None:
+                        env[env_var] = value
+                    out.append(dict(pa[0], argv=argv, env=env, variant="%s/%s" % (label, work),
+                                    metric_prefix="%s/%s/" % (prefix, label),
+                                    setting=label, workload=work))
+            return out
+        return configs
+
+    def handle_configs(c_argv, py_argv, variant=None, parse=None):
+        def configs(allocs):
+            out = [dict(a, argv=c_argv, variant=variant, parse=parse)
+                   for a in allocs if a["name"] in ("pyarena", "glibc")]
+            if not any(a["name"] == "pyarena" for a in allocs):
+                return []  # no libpyarena.so: the handle library cannot exist either
+            if py_argv and os.path.exists(SYSTEM_PYTHON):
+                out.append({"name": "pymalloc", "preload": None, "package": None,
+                            "argv": py_argv, "variant": variant, "parse": parse})
+            return out
+        return configs
+
+    def trees_configs(allocs):
+        out = []
+        for role, (depth, rounds) in trees_shape(quick).items():
+            args = [str(depth), str(rounds)]
+            for cfg in handle_configs([b("handle_trees")] + args,
+                                      [SYSTEM_PYTHON, os.path.join(HERE, "handle_trees.py")] + args,
+                                      variant=role)(allocs):
+                cfg["rename"] = ("htrees/d%d/" % depth, "htrees/%s/" % role)
+                out.append(cfg)
+        return out
+
+    return [
+        {"name": "stats", "configs": settings("stats", (("off", None), ("on", "/dev/null")),
+                                              "PYARENA_STATS"),
+         "compare": ("stats", "off"), "min_runs": 5 if quick else 11},
+        {"name": "checks", "configs": settings("checks", (("0", "0"), ("1", "1"), ("2", "2")),
+                                               "PYARENA_CHECK"),
+         "compare": ("checks", "1"), "min_runs": 5 if quick else 9},
+        {"name": "hgc", "argv": [gc_c],
+         "configs": handle_configs([gc_c, gc_n, gc_reps, "both"],
+                                   [SYSTEM_PYTHON, GC_BENCH, gc_n, gc_reps, "both"],
+                                   parse=parse_gc_bench)},
+        {"name": "hrefs", "argv": [b("handle_refs")],
+         "configs": handle_configs([b("handle_refs")] + q, None)},
+        {"name": "htrees", "argv": [b("handle_trees")], "configs": trees_configs},
     ]
+
+
+GC_BENCH_LINE = re.compile(r"^(?:pyarena handles|CPython \S+)\s+(ring|chord)\s+N=(\d+)\s+"
+                           r"garbage:\s*([\d.]+) ns/object\s+live:\s*([\d.]+) ns/object\s*$")
+
+
+def parse_gc_bench(stdout):
+    """handle/gc_bench(.py)'s text lines -> [(metric, value, unit)] (hgc/SHAPE/garbage|live);
+    [] (a failed run) unless both shapes were reported."""
+    out = []
+    for line in stdout.splitlines():
+        m = GC_BENCH_LINE.match(line.strip())
+        if m:
+            out.append(("hgc/%s/garbage" % m.group(1), float(m.group(3)), "ns/object"))
+            out.append(("hgc/%s/live" % m.group(1), float(m.group(4)), "ns/object"))
+    return out if len({metric for metric, _, _ in out}) == 4 else []
+
+
+def derive_ratios(job, run_recs):
+    """For a job with "compare": (prefix, base setting), the records of one run -> a record of
+    prefix/SETTING/WORKLOAD = time under SETTING / time under the base setting (unit "x")."""
+    prefix, base = job["compare"]
+    if not run_recs or any("error" in r for r in run_recs):
+        return None  # the failed run's record marks the job failed already
+    times = {}
+    for r in run_recs:
+        for m, v in r["metrics"].items():
+            if m == "%s/%s/%s" % (prefix, r["setting"], dict(STATS_WORKLOADS)[r["workload"]]):
+                times[(r["setting"], r["workload"])] = v
+    rec = {"job": job["name"], "allocator": "pyarena", "derived": True, "run": run_recs[0]["run"],
+           "metrics": {}, "units": {}}
+    for (setting, work), v in sorted(times.items()):
+        b = times.get((base, work))
+        if setting != base and b:
+            m = "%s/%s/%s" % (prefix, setting, work)
+            rec["metrics"][m] = v / b
+            rec["units"][m] = "x"
+    return rec
 
 
 SIZES = (16, 32, 48, 64, 128, 256, 512, 1024, 4096, 65536)
@@ -178,7 +312,7 @@ def _size(n):
 
 
 # Table sections: (title, [(metric key, label)]). Lower is better for every row.
-SECTIONS = [
+BASE_SECTIONS = [
     ("Small objects, one thread", [
         ("pairs/%s/%d" % (o, s), "malloc+free %s, %s" % (_size(s), o.upper() if o != "random" else "random"))
         for s in SIZES for o in ("lifo", "fifo", "random")
@@ -208,18 +342,59 @@ SECTIONS = [
     ("Fast path (callgrind)", [
         ("fastpath/instr", "instructions per malloc(32)+free"),
     ]),
-    ("Handle shim and stats", []),  # later: rows of the handle shim and the stats cost
 ]
+
+
+def sections(quick):
+    """BASE_SECTIONS and the handle shim, stats and checks sections (their labels name the
+    sizes of the QUICK or full run)."""
+    t = trees_shape(quick)
+    (ds, rs), (dl, rl) = t["small"], t["large"]
+    stats = []
+    for work, label in (("churn", "churn"), ("pairs32", "malloc+free 32 B, LIFO")):
+        stats.append(("stats/on/%s" % work, "stats on / off: %s" % label))
+    checks = []
+    for level in ("0", "2"):
+        for work, label in (("churn", "churn"), ("pairs32", "malloc+free 32 B, LIFO")):
+            checks.append(("checks/%s/%s" % (level, work), "level %s / 1: %s" % (level, label)))
+    gc_n = "N=200k" if quick else "N=1M"
+    handles = [
+        ("hgc/ring/garbage", "gc: ring of %s, garbage (per object)" % gc_n),
+        ("hgc/ring/live", "gc: ring, all live (per object)"),
+        ("hgc/chord/garbage", "gc: random chords, garbage (per object)"),
+        ("hgc/chord/live", "gc: random chords, all live (per object)"),
+        ("hrefs/time", "pa_incref+pa_decref (per pair)"),
+        ("hrefs/instr", "pa_incref+pa_decref: instructions"),
+        ("htrees/small/time", "trees d%d, %d rounds: time" % (ds, rs)),
+        ("htrees/small/hwm_half", "trees d%d: peak RSS after %d rounds" % (ds, (rs + 1) // 2)),
+        ("htrees/small/hwm", "trees d%d: peak RSS after %d rounds" % (ds, rs)),
+        ("htrees/large/time", "trees d%d, %d rounds (same nodes): time" % (dl, rl)),
+        ("htrees/large/hwm", "trees d%d: peak RSS" % dl),
+    ]
+    return BASE_SECTIONS + [
+        ("Handle shim and stats: stats cost (pyarena only; PYARENA_STATS on / off, same run)",
+         stats),
+        ("Handle shim and stats: handles (pyarena = preloaded, glibc = no preload, "
+         "pymalloc = CPython)", handles),
+        ("Handle shim and stats: checks (pyarena only; PYARENA_CHECK level / 1, same run)",
+         checks),
+    ]
 
 
 # ----------------------------------------------------------------------------------------
 # Running
 # ----------------------------------------------------------------------------------------
 
-def base_env():
+def base_env(extra=None):
+    """The environment of a run; extra: variables to set (a value of None removes one)."""
     env = dict(os.environ)
     for var in ("LD_PRELOAD", "PYTHONMALLOC", "PYARENA_STATS"):
         env.pop(var, None)
+    for var, value in (extra or {}).items():
+        if value is None:
+            env.pop(var, None)
+        else:
+            env[var] = value
     return env
 
 
@@ -259,28 +434,48 @@ def expected_lib(alloc):
 
 
 def run_job_once(job, alloc, timeout):
-    env = base_env()
+    """One run of a job under an allocator -- or, for the jobs with "configs", under one
+    configuration: an allocator dict with its own argv, env, metric_prefix, rename (old
+    prefix, new prefix), parse (stdout -> [(metric, value, unit)] for programs that print
+    text; they print no libs line) and variant (which run's checksum to compare with)."""
+    env = base_env(alloc.get("env"))
     if alloc.get("preload"):
         env["LD_PRELOAD"] = alloc["preload"]
     if job.get("python") and alloc["name"] != "pymalloc":
         env["PYTHONMALLOC"] = "malloc"
-    rc, wall, maxrss, stdout, stderr = run_process(job["argv"], env, timeout)
+    rc, wall, maxrss, stdout, stderr = run_process(alloc.get("argv") or job["argv"], env, timeout)
     rec = {"job": job["name"], "allocator": alloc["name"], "rc": rc, "wall_s": wall,
            "maxrss_mib": maxrss / 1024.0, "metrics": {}, "units": {}}
-    libs = python_hwm = None
+    for key in ("variant", "setting", "workload"):
+        if alloc.get(key):
+            rec[key] = alloc[key]
+    libs = python_hwm = pyarena_path = None
+    results = []
     for line in stdout.splitlines():
         try:
             obj = json.loads(line)
         except ValueError:
             continue
+        if not isinstance(obj, dict):
+            continue
         if "metric" in obj:
-            rec["metrics"][obj["metric"]] = obj["value"]
-            rec["units"][obj["metric"]] = obj["unit"]
+            results.append((obj["metric"], obj["value"], obj["unit"]))
         if "libs" in obj:
             libs = [l.replace(" (deleted)", "") for l in obj["libs"].split(",") if l]
+        if "pyarena_path" in obj:
+            pyarena_path = obj["pyarena_path"]
         if "checksum" in obj:
             rec["checksum"] = obj["checksum"]
             python_hwm = obj.get("peak_rss_kib")
+    if alloc.get("parse"):
+        results = alloc["parse"](stdout)
+    for metric, value, unit in results:
+        old, new = alloc.get("rename") or ("", "")
+        if old and metric.startswith(old):
+            metric = new + metric[len(old):]
+        metric = alloc.get("metric_prefix", "") + metric
+        rec["metrics"][metric] = value
+        rec["units"][metric] = unit
     if job.get("python"):
         rec["metrics"]["python/time"] = wall
         rec["units"]["python/time"] = "s"
@@ -292,10 +487,16 @@ def run_job_once(job, alloc, timeout):
     if rc != 0:
         lines = [l for l in stderr.splitlines() if l.strip()]
         error = "exit %s: %s" % (rc, lines[-1] if lines else "(no message)")
+    elif alloc.get("parse"):
+        if not results:
+            error = "result lines missing on stdout"
     elif libs is None:
         error = "no result line (libs) on stdout"
     elif expected_lib(alloc) and expected_lib(alloc) not in libs:
         error = "preload %s was not mapped (saw %s)" % (expected_lib(alloc), ",".join(libs))
+    elif pyarena_path and alloc["name"] == "pyarena" and pyarena_path != alloc["preload"]:
+        # the handle programs link libpyarena.so: the preloaded copy must be the one in use
+        error = "libpyarena.so in use is %s, not the preloaded %s" % (pyarena_path, alloc["preload"])
     if error:
         rec["error"] = error
     return rec
@@ -352,6 +553,41 @@ def run_callgrind(bin_dir, allocs, quick, timeout, progress):
     return records, harness
 
 
+def run_hrefs_callgrind(bin_dir, allocs, timeout, progress):
+    """Instructions per pa_incref+pa_decref pair (handle_refs N, as run_callgrind does)."""
+    n = 1000000
+    prog = os.path.join(bin_dir, "handle_refs")
+    records = []
+    try:
+        i1, _ = callgrind_total([prog, str(n), "--harness"], base_env(), timeout)
+        i2, w = callgrind_total([prog, str(2 * n), "--harness"], base_env(), timeout)
+        harness = (i2 - i1) / n
+        progress("hrefs_cg", "harness", "%.1f instr/loop" % harness, w)
+    except (RuntimeError, OSError) as e:
+        log("bench: callgrind harness of handle_refs failed (%s): row skipped" % e)
+        return []
+    for alloc in allocs:
+        if alloc["name"] not in ("pyarena", "glibc"):
+            continue
+        env = base_env()
+        if alloc["preload"]:
+            env["LD_PRELOAD"] = alloc["preload"]
+        rec = {"job": "hrefs_cg", "allocator": alloc["name"], "metrics": {}, "units": {}}
+        try:
+            a, _ = callgrind_total([prog, str(n)], env, timeout)
+            b, w = callgrind_total([prog, str(2 * n)], env, timeout)
+            rec["metrics"]["hrefs/instr"] = (b - a) / n - harness
+            rec["metrics"]["hrefs/instr_raw"] = (b - a) / n
+            rec["units"]["hrefs/instr"] = rec["units"]["hrefs/instr_raw"] = "instr/pair"
+            rec["totals"] = {"N": n, "I_N": a, "I_2N": b, "harness": harness}
+            progress("hrefs_cg", alloc["name"], "%.1f instr/pair" % rec["metrics"]["hrefs/instr"], w)
+        except (RuntimeError, OSError) as e:
+            rec["error"] = str(e)
+            progress("hrefs_cg", alloc["name"], "FAIL " + str(e), 0)
+        records.append(rec)
+    return records
+
+
 # ----------------------------------------------------------------------------------------
 # Summaries, table, SVG
 # ----------------------------------------------------------------------------------------
@@ -403,10 +639,10 @@ def fmt_abs(v, unit):
     return "%s %s" % (txt, unit)
 
 
-def table_rows(summary, ref, columns):
+def table_rows(summary, ref, columns, quick):
     """[(section title, [(label, unit, [cell dict per column])])] for the rows that have data."""
     out = []
-    for title, rows in SECTIONS:
+    for title, rows in sections(quick):
         section = []
         for key, label in rows:
             cells, any_data = [], False
@@ -443,6 +679,8 @@ def cell_text(c, unit):
         return "FAIL"
     if c["kind"] == "ratio":
         return "%.2f%s" % (c["value"], sp)
+    if unit == "x":  # a setting's time over the base setting's (stats, checks)
+        return "%.3f (%+.1f%%)%s" % (c["value"], 100.0 * (c["value"] - 1.0), sp)
     return fmt_abs(c["value"], unit) + sp
 
 
@@ -548,9 +786,11 @@ def machine_info():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short run (about two minutes)")
-    ap.add_argument("--runs", type=int, help="runs per allocator and job (default 3 quick, 7 full)")
+    ap.add_argument("--runs", type=int, help="runs per allocator and job (default 3 quick, 7 full; "
+                    "stats and checks at least 5 quick, 11 and 9 full)")
     ap.add_argument("--only", help="comma-separated jobs: pairs,churn,aligned,threads,rss,python,"
-                    "callgrind (results go to bench/results/partial.*.tmp)")
+                    "callgrind,stats,checks,hgc,hrefs,htrees (results go to "
+                    "bench/results/partial.*.tmp)")
     ap.add_argument("--bin-dir", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--lib", default=os.path.join(ROOT, "build", "libpyarena.so"))
     ap.add_argument("--out-dir", default=os.path.join(HERE, "results"))
@@ -564,19 +804,33 @@ def main():
     allocs = allocators(args.lib)
     ref = "pyarena" if allocs[0]["name"] == "pyarena" else "glibc"
     job_list = [j for j in jobs(os.path.abspath(args.bin_dir), args.quick) if want(j["name"])]
-    for j in job_list:
-        if not os.path.exists(j["argv"][0]):
-            sys.exit("bench: %s is missing (run `make bench-build`)" % j["argv"][0])
     has_python = os.path.exists(SYSTEM_PYTHON)
     if not has_python:
         log("bench: %s not found: CPython workload SKIPPED" % SYSTEM_PYTHON)
         job_list = [j for j in job_list if not j.get("python")]
-
     pymalloc = {"name": "pymalloc", "preload": None, "package": None}
-    total = sum(runs * (len(allocs) + (1 if j.get("python") else 0)) for j in job_list)
+    for j in job_list:
+        # what one run of the job runs, in order: the allocators, or the job's configurations
+        if "configs" in j:
+            j["order"] = j["configs"](allocs)
+            if not j["order"]:
+                log("bench: %s needs libpyarena.so: SKIPPED" % j["name"])
+        else:
+            j["order"] = allocs + ([pymalloc] if j.get("python") else [])
+        j["runs"] = args.runs or max(runs, j.get("min_runs", 0))
+        argvs = ([j["argv"]] if "argv" in j else []) + [c["argv"] for c in j["order"] if c.get("argv")]
+        for argv0 in [a[0] for a in argvs]:
+            if not os.path.exists(argv0):
+                sys.exit("bench: %s is missing (run `make bench-build`)" % argv0)
+
+    total = sum(j["runs"] * len(j["order"]) for j in job_list)
     do_callgrind = want("callgrind") and shutil.which("valgrind")
     if do_callgrind:
         total += 1 + len([a for a in allocs if a["name"] in CALLGRIND_ALLOCATORS])
+    do_hrefs_cg = want("hrefs") and shutil.which("valgrind") and any(
+        j["name"] == "hrefs" and j["order"] for j in job_list)
+    if do_hrefs_cg:
+        total += 1 + len([a for a in allocs if a["name"] in ("pyarena", "glibc")])
     counter = [0]
     started = time.perf_counter()
 
@@ -593,19 +847,29 @@ def main():
     records = []
     checksums = {}
     for job in job_list:
-        order = allocs + ([pymalloc] if job.get("python") else [])
-        for r in range(runs):
+        for r in range(job["runs"]):
+            order = job["order"]
+            if job.get("compare") and r % 2:
+                order = order[::-1]  # settings compared in the same run: ABC CBA ABC ...
+            run_recs = []
             for alloc in order:  # alternate: A B C D E A B C D E ...
                 rec = run_job_once(job, alloc, args.timeout)
                 rec["run"] = r
                 if "checksum" in rec:
-                    first = checksums.setdefault(job["name"], (rec["checksum"], alloc["name"]))
+                    first = checksums.setdefault((job["name"], alloc.get("variant")),
+                                                 (rec["checksum"], alloc["name"]))
                     if rec["checksum"] != first[0] and "error" not in rec:
                         rec["error"] = "checksum %s differs from %s's %s" % (
                             rec["checksum"], first[1], first[0])
                 records.append(rec)
-                progress(job["name"], alloc["name"],
+                run_recs.append(rec)
+                name = alloc["name"] + (":" + alloc["variant"] if alloc.get("variant") else "")
+                progress(job["name"], name,
                          "FAIL " + rec["error"] if "error" in rec else "ok", rec["wall_s"])
+            if job.get("compare"):
+                derived = derive_ratios(job, run_recs)
+                if derived:
+                    records.append(derived)
 
     harness = None
     if want("callgrind"):
@@ -615,6 +879,9 @@ def main():
             records += cg
         else:
             log("bench: valgrind not installed: fast-path instruction counts SKIPPED")
+    if do_hrefs_cg:
+        records += run_hrefs_callgrind(os.path.abspath(args.bin_dir), allocs, args.timeout * 2,
+                                       progress)
 
     summary = summarize(records)
     columns = [a["name"] for a in allocs] + (["pymalloc"] if "pymalloc" in summary else [])
@@ -625,7 +892,10 @@ def main():
               "columns are median ratios to it\n(above 1 = slower or bigger than %s), "
               "± = half the min-max range. pymalloc = CPython's own allocator, no preload."
               % (today, "QUICK" if args.quick else "full", runs, elapsed, ref, ref))
-    rows = table_rows(summary, ref, columns)
+    more = ["%s %d" % (j["name"], j["runs"]) for j in job_list if j["runs"] != runs]
+    if more:
+        header += "\nRuns of the jobs that differ: %s." % ", ".join(more)
+    rows = table_rows(summary, ref, columns, args.quick)
     print(print_table(rows, columns, ref, header))
     failures, counts = [], {}
     for r in records:
@@ -643,6 +913,7 @@ def main():
     os.makedirs(args.out_dir, exist_ok=True)
     result = {
         "date": today, "quick": args.quick, "runs": runs, "reference": ref,
+        "job_runs": {j["name"]: j["runs"] for j in job_list},
         "elapsed_s": elapsed, "machine": machine_info(),
         "python": SYSTEM_PYTHON if has_python else None,
         "allocators": {a["name"]: {"preload": a.get("source", a["preload"]),
