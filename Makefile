@@ -8,7 +8,8 @@
 #                          into build-san/, and run the tiers that can run sanitized (unit,
 #                          handle); the preload library itself is never sanitized
 #   QUICK=1                `make bench`: a short run (about two minutes)
-#   DURATION=seconds       `make stress`: how long the stress test runs
+#   DURATION=seconds       `make stress`: how long the stress test runs (60)
+#   STRESS_SECONDS=seconds `make test`: how long its stress tier runs (20; CI runs 60)
 #
 # Each folder contributes its own rules in a fragment (<folder>/<folder>.mk); a fragment adds
 # its test runners to TEST_TARGETS so that `make test` runs them all.
