@@ -169,22 +169,9 @@ static void heap_reclaim(pa_heap *h)
                                                       memory_order_acquire, memory_order_relaxed));
         pa_block *first = (pa_block *)(tf & ~PA_TF_FLAGS);
         if (first) {
-            pa_block *last = first;
-            uint32_t n = 1;
-            while (pa_next(last)) {
-                last = pa_next(last);
-                n++;
-            }
-            pa_link(last, p->free);
-            p->free = first;
-            p->used -= n;
-            h->nremote += n;
-            if (p->state == PA_POOL_FULL) {
-                full_remove(h, p);
-                p->slow_at = 0;
-                p->state = PA_POOL_ATTACHED;
-                ring_insert_second(h, p);
-            }
+            pa_pool_take(p, first);
+            if (p->state == PA_POOL_FULL)
+                pool_reattach(h, p);
         }
         pool_release_if_empty(h, p, true);
         p = next;

@@ -151,6 +151,7 @@ PA_HIDDEN extern pthread_key_t pa_heap_key;
 /* ---- pool.c */
 PA_HIDDEN void   pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls);
 PA_HIDDEN bool   pa_pool_collect(pa_pool *p);
+PA_HIDDEN void   pa_pool_take(pa_pool *p, pa_block *first);
 PA_HIDDEN size_t pa_pool_free_count(const pa_pool *p);
 
 /* ---- arena.c (all under pa_arena_lock, taken inside) */

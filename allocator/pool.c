@@ -41,7 +41,14 @@ bool pa_pool_collect(pa_pool *p)
             return false;
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf & PA_TF_QUEUED,
                                                     memory_order_acquire, memory_order_relaxed));
-    pa_block *first = (pa_block *)(tf & ~PA_TF_FLAGS), *last = first;
+    pa_pool_take(p, (pa_block *)(tf & ~PA_TF_FLAGS));
+    return true;
+}
+
+/* Puts a stack of remote-freed blocks, taken from p's thread_free, on p's local list. */
+void pa_pool_take(pa_pool *p, pa_block *first)
+{
+    pa_block *last = first;
     uint32_t n = 1;
     while (pa_next(last)) {
         last = pa_next(last);
@@ -51,7 +58,6 @@ bool pa_pool_collect(pa_pool *p)
     p->free = first;
     p->used -= n;
     p->owner->nremote += n;
-    return true;
 }
 
 /* Blocks on the local list (for stats and checks; owner or quiescent callers only). */
