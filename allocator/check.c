@@ -48,64 +48,22 @@ void pa_check_init(void)
 
 /* ---- messages */
 
-static size_t put(char *buf, size_t n, const char *s)
-{
-    while (*s && n < 200)
-        buf[n++] = *s++;
-    return n;
-}
-
-static size_t put_hex(char *buf, size_t n, uintptr_t v)
-{
-    static const char digits[] = "0123456789abcdef";
-    char t[16];
-    size_t k = 0;
-    do
-        t[k++] = digits[v & 15];
-    while ((v >>= 4) != 0);
-    n = put(buf, n, "0x");
-    while (k)
-        buf[n++] = t[--k];
-    return n;
-}
-
-static size_t put_dec(char *buf, size_t n, size_t v)
-{
-    char t[24];
-    size_t k = 0;
-    do
-        t[k++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (k)
-        buf[n++] = t[--k];
-    return n;
-}
-
 /* "pyarena: double free of 0x… (48-byte class)" when fn is free,
  * "pyarena: realloc of freed block 0x… (48-byte class)" otherwise;
  * "pyarena: invalid pointer 0x… passed to free"; other kinds name the block and class. */
 _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn, size_t class_size)
 {
-    char msg[256];
-    size_t n = put(msg, 0, "pyarena: ");
-    if (strcmp(what, "double free") == 0 && strcmp(fn, "free") != 0) {
-        n = put(msg, n, fn);
-        n = put(msg, n, " of freed block ");
-    } else {
-        n = put(msg, n, what);
-        n = put(msg, n, strcmp(what, "invalid pointer") == 0 ? " " : " of ");
-    }
-    n = put_hex(msg, n, (uintptr_t)ptr);
-    if (strcmp(what, "invalid pointer") == 0) {
-        n = put(msg, n, " passed to ");
-        n = put(msg, n, fn);
-    } else if (class_size) {
-        n = put(msg, n, " (");
-        n = put_dec(msg, n, class_size);
-        n = put(msg, n, "-byte class)");
-    }
-    msg[n++] = '\n';
-    pa_os_write(2, msg, n);
+    char hex[20], dec[24];
+    hex[pa_os_fmt_hex(hex, (uintptr_t)ptr)] = '\0';
+    dec[pa_os_fmt_dec(dec, class_size)] = '\0';
+    bool invalid = strcmp(what, "invalid pointer") == 0;
+    bool refree = strcmp(what, "double free") == 0 && strcmp(fn, "free") != 0;
+    const char *parts[] = {
+        "pyarena: ", refree ? fn : what, refree ? " of freed block " : invalid ? " " : " of ", hex,
+        invalid ? " passed to " : class_size ? " (" : "", invalid ? fn : class_size ? dec : "",
+        !invalid && class_size ? "-byte class)" : "",
+    };
+    pa_os_say(2, parts, sizeof parts / sizeof *parts);
     abort();
 }
 
@@ -154,23 +112,14 @@ void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
 {
     pa_check_free_slow(p, b, "free");
     b->mark = pa_free_mark(b);
-    b->next = p->free;
-    p->free = b;
-    if (--p->used == p->slow_at)
-        pa_heap_free_slow(h, p);
+    pa_heap_free_local(h, p, b);
 }
 
 /* realloc and malloc_usable_size on a small pointer: it must be a live block. */
 void pa_check_live(const void *ptr, const char *fn)
 {
-    if (pa_check_level == 0)
-        return;
-    pa_pool *p = pa_pool_of(ptr);
-    const pa_block *b = ptr;
-    if (unlikely(p->state == PA_POOL_FREE || !pa_block_start(p, ptr)))
-        pa_check_fail("invalid pointer", ptr, fn, 0);
-    if (unlikely(b->mark == pa_free_mark(b)) && is_free(p, b))
-        pa_check_fail("double free", ptr, fn, p->block_size);
+    if (pa_check_level)
+        pa_check_free_slow(pa_pool_of(ptr), (pa_block *)ptr, fn);
 }
 
 /* A pointer that is not pyarena's goes to jemalloc, which cannot tell cheaply whether it is
@@ -256,8 +205,5 @@ void pa_careful_free(void *ptr)
         return;
     }
     pa_check_freed(p, b);
-    pa_link(b, p->free);
-    p->free = b;
-    if (--p->used == p->slow_at)
-        pa_heap_free_slow(h, p);
+    pa_heap_free_local(h, p, b);
 }

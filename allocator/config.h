@@ -54,6 +54,5 @@ _Static_assert(PA_SMALL_MAX * 8 <= PA_POOL_SIZE, "the largest class still fits 8
 /* Symbols other object files of the library call, never exported from the shared object. */
 #define PA_HIDDEN   __attribute__((visibility("hidden")))
 #define PA_EXPORT   __attribute__((visibility("default")))
-#define PA_COLD     __attribute__((cold, noinline))
 
 #endif

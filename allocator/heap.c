@@ -272,6 +272,16 @@ void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
 
 /* ---- the slow paths of free */
 
+/* The owner's push of a free block, outside the inline fast path (suspicious frees, careful
+ * paths, frees into an abandoned heap under pa_heaps_lock). */
+void pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b)
+{
+    pa_link(b, p->free);
+    p->free = b;
+    if (--p->used == p->slow_at)
+        pa_heap_free_slow(h, p);
+}
+
 /* Owner's local free made the pool empty or found it FULL (the block is already pushed). */
 void pa_heap_free_slow(pa_heap *h, pa_pool *p)
 {
@@ -296,11 +306,8 @@ void pa_heap_free_remote(pa_pool *p, pa_block *b)
     if (unlikely(st == PA_HEAP_ABANDONED)) {
         pthread_mutex_lock(&pa_heaps_lock);
         if (atomic_load_explicit(&owner->state, memory_order_relaxed) == PA_HEAP_ABANDONED) {
-            pa_link(b, p->free);
-            p->free = b;
             owner->nremote++;
-            if (--p->used == p->slow_at)
-                pa_heap_free_slow(owner, p);
+            pa_heap_free_local(owner, p, b);
             pthread_mutex_unlock(&pa_heaps_lock);
             return;
         }

@@ -139,6 +139,7 @@ PA_HIDDEN extern __thread pa_heap *pa_tls_heap __attribute__((tls_model("initial
 PA_HIDDEN extern pa_pool pa_empty_pool;
 PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
+PA_HIDDEN void  pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_heap_free_remote(pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_heap_thread_exit(void *heap);
 PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);
@@ -180,6 +181,9 @@ PA_HIDDEN void *pa_os_reserve(size_t size, size_t align);
 PA_HIDDEN int   pa_os_purge(void *addr, size_t size);
 PA_HIDDEN int   pa_os_write(int fd, const char *s, size_t n);
 PA_HIDDEN void  pa_os_fail_next_maps(int n);   /* fault injection for tests */
+PA_HIDDEN size_t pa_os_fmt_dec(char *buf, uint64_t v);
+PA_HIDDEN size_t pa_os_fmt_hex(char *buf, uint64_t v);
+PA_HIDDEN void  pa_os_say(int fd, const char *const *parts, size_t nparts);
 PA_HIDDEN _Noreturn void pa_os_fatal(const char *msg);
 
 /* ---- large.c: requests above PA_SMALL_MAX or aligned above PA_ALIGN, through jemalloc */

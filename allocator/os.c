@@ -71,14 +71,50 @@ int pa_os_write(int fd, const char *s, size_t n)
     return err;
 }
 
+/* Decimal digits of v into buf (20 bytes suffice); returns their number. */
+size_t pa_os_fmt_dec(char *buf, uint64_t v)
+{
+    char t[20];
+    size_t k = 0, len = 0;
+    do
+        t[k++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (k)
+        buf[len++] = t[--k];
+    return len;
+}
+
+/* "0x" and hexadecimal digits of v into buf (18 bytes suffice); returns their number. */
+size_t pa_os_fmt_hex(char *buf, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char t[16];
+    size_t k = 0, len = 2;
+    do
+        t[k++] = digits[v & 15];
+    while ((v >>= 4) != 0);
+    buf[0] = '0';
+    buf[1] = 'x';
+    while (k)
+        buf[len++] = t[--k];
+    return len;
+}
+
+/* Writes the parts, joined, as one line to fd (cut at 511 bytes): one write, no stdio. */
+void pa_os_say(int fd, const char *const *parts, size_t nparts)
+{
+    char msg[512];
+    size_t len = 0;
+    for (size_t i = 0; i < nparts; i++)
+        for (const char *s = parts[i]; *s && len < sizeof msg - 1; s++)
+            msg[len++] = *s;
+    msg[len++] = '\n';
+    pa_os_write(fd, msg, len);
+}
+
 _Noreturn void pa_os_fatal(const char *msg)
 {
-    static const char prefix[] = "pyarena: ";
-    size_t len = 0;
-    while (msg[len])
-        len++;
-    pa_os_write(2, prefix, sizeof prefix - 1);
-    pa_os_write(2, msg, len);
-    pa_os_write(2, "\n", 1);
+    const char *parts[] = { "pyarena: ", msg };
+    pa_os_say(2, parts, 2);
     abort();
 }

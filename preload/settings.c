@@ -17,34 +17,14 @@ PA_HIDDEN pa_settings pa_config = {
     .stats_format = PYARENA_STATS_TEXT,
 };
 
-/* Formats v in decimal into buf (at least 21 bytes); returns the length. */
-static size_t fmt_uint(char *buf, unsigned long v)
-{
-    char tmp[21];
-    size_t n = 0, len = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n)
-        buf[len++] = tmp[--n];
-    return len;
-}
-
 static void complain(const char *name, const char *value, unsigned long max, unsigned dflt)
 {
-    char msg[256];
-    size_t n = 0;
-    const char *parts[] = { "pyarena: ", name, "=", value, ": expected a whole number from 0 to " };
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-        for (const char *s = parts[i]; *s && n < 200; s++)
-            msg[n++] = *s;
-    n += fmt_uint(msg + n, max);
-    const char mid[] = "; using ";
-    for (const char *s = mid; *s; s++)
-        msg[n++] = *s;
-    n += fmt_uint(msg + n, dflt);
-    msg[n++] = '\n';
-    pa_os_write(2, msg, n);
+    char maxs[24], dflts[24];
+    maxs[pa_os_fmt_dec(maxs, max)] = '\0';
+    dflts[pa_os_fmt_dec(dflts, dflt)] = '\0';
+    const char *parts[] = { "pyarena: ", name, "=", value, ": expected a whole number from 0 to ",
+                            maxs, "; using ", dflts };
+    pa_os_say(2, parts, sizeof parts / sizeof *parts);
 }
 
 static void read_uint(const char *name, unsigned *out, unsigned long max)
@@ -66,17 +46,6 @@ bad:
     complain(name, v, max, *out);
 }
 
-static void say(const char *const *parts, size_t n)
-{
-    char msg[512];
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++)
-        for (const char *s = parts[i]; *s && len < sizeof msg - 1; s++)
-            msg[len++] = *s;
-    msg[len++] = '\n';
-    pa_os_write(2, msg, len);
-}
-
 /* PYARENA_STATS: unset, empty or 0 is off; 1 or stderr, the terminal; anything else a path. */
 static void read_stats(void)
 {
@@ -92,7 +61,7 @@ static void read_stats(void)
     else {
         const char *parts[] = { "pyarena: PYARENA_STATS_FORMAT=", f,
                                 ": expected text or json; using text" };
-        say(parts, 3);
+        pa_os_say(2, parts, 3);
     }
 }
 

@@ -34,15 +34,8 @@ static bool expand(char *buf, size_t cap, const char *pattern)
     size_t n = 0;
     for (const char *s = pattern; *s && n < cap; s++) {
         if (s[0] == '%' && s[1] == 'p') {
-            char pid[24], t[24];
-            size_t k = 0, len = 0;
-            unsigned long v = (unsigned long)getpid();
-            do
-                t[k++] = (char)('0' + v % 10);
-            while ((v /= 10) != 0);
-            while (k)
-                pid[len++] = t[--k];
-            n = append(buf, n, cap, pid, len);
+            char pid[24];
+            n = append(buf, n, cap, pid, pa_os_fmt_dec(pid, (uint64_t)getpid()));
             s++;
         } else if (s[0] == '%' && s[1] == '%') {
             n = append(buf, n, cap, "%", 1);
@@ -59,12 +52,8 @@ static bool expand(char *buf, size_t cap, const char *pattern)
 
 static void complain(const char *what, const char *path, int err)
 {
-    const char *parts[] = { "pyarena: ", what, " ", path, ": ", strerror(err), "\n" };
-    char msg[512];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-        n = append(msg, n, sizeof msg, parts[i], strlen(parts[i]));
-    pa_os_write(pa_stats_fd >= 0 ? pa_stats_fd : 2, msg, n < sizeof msg ? n : sizeof msg - 1);
+    const char *parts[] = { "pyarena: ", what, " ", path, ": ", strerror(err) };
+    pa_os_say(pa_stats_fd >= 0 ? pa_stats_fd : 2, parts, sizeof parts / sizeof *parts);
 }
 
 static void at_exit(void)

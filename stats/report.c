@@ -43,29 +43,17 @@ static void str(out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-static size_t fmt_u64(char *b, uint64_t v)
-{
-    char t[24];
-    size_t n = 0, len = 0;
-    do
-        t[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n)
-        b[len++] = t[--n];
-    return len;
-}
-
 static void u64(out *o, uint64_t v)
 {
     char b[24];
-    put(o, b, fmt_u64(b, v));
+    put(o, b, pa_os_fmt_dec(b, v));
 }
 
 /* Right-aligns the decimal v in width columns. */
 static void u64w(out *o, uint64_t v, size_t width)
 {
     char b[24];
-    size_t len = fmt_u64(b, v);
+    size_t len = pa_os_fmt_dec(b, v);
     while (width-- > len)
         put(o, " ", 1);
     put(o, b, len);
@@ -82,7 +70,7 @@ static size_t fmt_bytes(char *b, uint64_t v)
         whole /= 1024;
         u++;
     }
-    size_t len = fmt_u64(b, whole);
+    size_t len = pa_os_fmt_dec(b, whole);
     if (u) {
         b[len++] = '.';
         b[len++] = (char)('0' + tenth);
