@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
+
 #include "alloc.h"
 
 #define NSLOTS 256
@@ -26,18 +28,6 @@ typedef struct slot {
 static slot     slots[NSLOTS];
 static uint32_t generation;
 
-typedef struct input {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static unsigned byte(input *in)
-{
-    if (in->n == 0)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
 
 #define FAIL(...) do {                                              \
         fprintf(stderr, "fuzz_alloc: " __VA_ARGS__);                \

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_input.h"
+
 #include "pyarena/handle.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -537,18 +539,6 @@ static void check_all(void)
 
 /* ---- input */
 
-typedef struct input {
-    const uint8_t *p;
-    size_t n;
-} input;
-
-static unsigned byte(input *in)
-{
-    if (in->n == 0)
-        return 0;
-    in->n--;
-    return *in->p++;
-}
 
 static gobj *gc_slot(unsigned s)
 {
