@@ -197,6 +197,7 @@ typedef struct pa_large_snapshot {
     size_t hist[PA_HIST_BUCKETS];
 } pa_large_snapshot;
 PA_HIDDEN void   pa_large_snapshot_take(pa_large_snapshot *s);
+PA_HIDDEN void   pa_large_totals(size_t *allocated, size_t *mapped);
 
 /* ---- settings (preload/settings.c): read once at start-up */
 typedef struct pa_settings {

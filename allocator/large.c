@@ -93,15 +93,21 @@ static void count_classes(pa_large_snapshot *s, const char *nclasses, const char
     }
 }
 
+/* Bytes the program holds on the large path and bytes jemalloc has mapped, fresh. */
+void pa_large_totals(size_t *allocated, size_t *mapped)
+{
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    mallctl("epoch", &epoch, &len, &epoch, len);
+    *allocated = ctl_size("stats.allocated");
+    *mapped = ctl_size("stats.mapped");
+}
+
 void pa_large_snapshot_take(pa_large_snapshot *s)
 {
     memset(s, 0, sizeof *s);
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-    uint64_t epoch = 1;
-    size_t len = sizeof epoch;
-    mallctl("epoch", &epoch, &len, &epoch, len);
-    s->bytes = ctl_size("stats.allocated");
-    s->mapped = ctl_size("stats.mapped");
+    pa_large_totals(&s->bytes, &s->mapped);
     count_classes(s, "arenas.nbins", "arenas.bin.0.size", "stats.arenas.0.bins.0.curregs");
     count_classes(s, "arenas.nlextents", "arenas.lextent.0.size",
                   "stats.arenas.0.lextents.0.curlextents");

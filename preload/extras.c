@@ -2,7 +2,6 @@
  * mallinfo / malloc_stats report pyarena's own figures (small pools) plus jemalloc's (large
  * path), mallopt is accepted and ignored (pyarena's knobs are PYARENA_* settings). */
 #define _GNU_SOURCE
-#include <jemalloc/jemalloc.h>
 #include <malloc.h>
 #include <string.h>
 
@@ -15,23 +14,14 @@ PA_EXPORT int malloc_trim(size_t pad)
     return pa_api_trim();
 }
 
-static size_t je_stat(const char *name)
-{
-    size_t v = 0, len = sizeof v;
-    uint64_t epoch = 1;
-    mallctl("epoch", NULL, NULL, &epoch, sizeof epoch);
-    if (mallctl(name, &v, &len, NULL, 0) != 0)
-        return 0;
-    return v;
-}
-
 PA_EXPORT struct mallinfo2 mallinfo2(void)
 {
     pa_snapshot s;
     pa_snapshot_take(&s);
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
-    size_t je_mapped = je_stat("stats.mapped"), je_alloc = je_stat("stats.allocated");
+    size_t je_alloc, je_mapped;
+    pa_large_totals(&je_alloc, &je_mapped);
     mi.arena = s.arena_bytes;                 /* small-object arenas */
     mi.hblkhd = je_mapped;                    /* large path: jemalloc's mappings */
     mi.uordblks = s.block_bytes + je_alloc;   /* bytes in use, both paths */
