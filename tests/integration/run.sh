@@ -17,27 +17,8 @@ PY=/usr/bin/python3
 T="timeout -k 5 60"                 # every command of every case is bounded
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+. "$HERE/../runner.sh"
 
-passed=0
-failed=0
-
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL $1: $2"
-    failed=$((failed + 1))
-    # show the tail of what the case printed, indented, to help whoever reads the log
-    if [ -n "${3:-}" ] && [ -s "$3" ]; then tail -n 15 "$3" | sed 's/^/    | /'; fi
-}
-
-# why a command ended with status $1
-status_text() {
-    case $1 in
-        124) echo "timed out after 60 s" ;;
-        137) echo "killed (SIGKILL, after the timeout)" ;;
-        1[2-9][0-9]|2[0-5][0-9]) echo "killed by signal $(($1 - 128)) (SIG$(kill -l $(($1 - 128)) 2>/dev/null))" ;;
-        *) echo "exit status $1" ;;
-    esac
-}
 
 # pre OUT CMD...: run CMD under the preload, stdout+stderr into OUT; returns its status
 # (the outer 2>/dev/null only hides bash's own "Aborted" notice; the status is reported instead)
@@ -295,5 +276,4 @@ want bad_input  && case_bad_input
 want malloc_conf && case_malloc_conf
 want early_ctor && case_early
 
-echo "$passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish

@@ -14,24 +14,7 @@ case $LIB in /*) ;; *) LIB=$PWD/$LIB ;; esac
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-
-passed=0
-failed=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() {
-    echo "FAIL $1: $2"
-    failed=$((failed + 1))
-    if [ -s "${3:-}" ]; then tail -n 20 "$3" | sed 's/^/    | /'; fi
-}
-
-status_text() {
-    case $1 in
-        124) echo "timed out" ;;
-        137) echo "killed (SIGKILL, after the timeout)" ;;
-        1[2-9][0-9]|2[0-5][0-9]) echo "killed by signal $(($1 - 128)) (SIG$(kill -l $(($1 - 128)) 2>/dev/null))" ;;
-        *) echo "exit status $1" ;;
-    esac
-}
+. "$(cd "$(dirname "$0")/.." && pwd)/runner.sh"
 
 # pre LIMIT OUT CMD...: CMD under the preload, bounded by LIMIT seconds, output into OUT
 pre() {
@@ -87,5 +70,4 @@ for c in $CASES; do
         *) fail "$c" "unknown case" ;;
     esac
 done
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
