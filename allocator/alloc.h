@@ -51,11 +51,15 @@ static inline __attribute__((always_inline)) void pa_link(pa_block *b, pa_block 
     b->next = (pa_block *)((uintptr_t)next ^ pa_list_key);
 }
 
-/* What a free block carries in its second word (checks on): a random secret mixed with its
- * address, so a second free of it is caught, and a write after free likely breaks it. */
+/* What a free block carries in its second word, at every check level: a per-process random
+ * secret, so a second free of it is caught (level >= 1), a write after free likely breaks it,
+ * and the stats can tell live blocks from free ones without walking lists (track.c). Mixing
+ * in the block's address would add an instruction to every free and no secrecy: whoever can
+ * read one freed block knows its address too. */
 static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_block *b)
 {
-    return pa_free_key ^ (uintptr_t)b;
+    (void)b;
+    return pa_free_key;
 }
 
 /* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
@@ -72,24 +76,42 @@ static inline __attribute__((always_inline)) uint32_t pa_pool_capacity(const pa_
     return (uint32_t)p->limit / p->block_size;
 }
 
-/* Pop a block of class cls from the calling thread's current pool (level 1, pa_mode == 0). */
-static inline __attribute__((always_inline)) void *pa_small_alloc(size_t cls)
+/* The byte of the waste table (config.h) that belongs to small block p. */
+static inline __attribute__((always_inline)) uint8_t *pa_waste_slot(const void *p)
+{
+    uintptr_t a = (uintptr_t)p, base = a & ~(uintptr_t)(PA_REGION_SIZE - 1);
+    return (uint8_t *)(base + PA_WASTE_OFFSET + ((a - base) >> 4));
+}
+
+/* Pop a block of class cls from the calling thread's current pool (level 0 or 1). With track
+ * (stats on, track.c), n is the request, whose waste goes to the block's slot. */
+static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls, size_t n,
+                                                                     bool track)
 {
     pa_heap *h = pa_tls_heap;
     pa_pool *p = h->cur[cls];
     pa_block *b = p->free;
     if (unlikely(b == NULL))
-        return pa_heap_alloc_slow(h, cls);
+        return track ? pa_track_alloc_slow(h, cls, n) : pa_heap_alloc_slow(h, cls);
     p->free = b->next;
     p->used++;
     h->nalloc[cls]++;
     b->mark = 0;
+    if (track)
+        *pa_waste_slot(b) = (uint8_t)(pa_class_size(cls) - n);
     return b;
+}
+
+static inline __attribute__((always_inline)) void *pa_small_alloc(size_t cls)
+{
+    return pa_small_alloc_as(cls, 0, false);
 }
 
 /* Push a small block back: onto its pool's local list when this thread owns the pool, else
  * onto the pool's remote stack. Level 1 checks: the pointer starts a block of a pool in use,
- * and the block is not already free (a matching mark is confirmed out of line). */
+ * and the block is not already free (a matching mark is confirmed out of line). One byte says
+ * which checks run, so level 1 pays a single compare for the choice, and stats tracking
+ * (which needs nothing at free) stays on this path. */
 static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
     pa_pool *p = pa_pool_of(ptr);
@@ -99,8 +121,13 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
         pa_heap_free_remote(p, b);
         return;
     }
-    if (likely(pa_check_on) && unlikely(!pa_block_start(p, ptr) || b->mark == pa_free_mark(b))) {
-        pa_free_suspect(h, p, b);   /* a tail call: the fast path keeps no stack frame */
+    if (likely(pa_free_checks == PA_FREE_FAST_CHECKS)) {
+        if (unlikely(!pa_block_start(p, ptr) || b->mark == pa_free_mark(b))) {
+            pa_free_suspect(h, p, b);   /* tail calls: the fast path keeps no stack frame */
+            return;
+        }
+    } else if (unlikely(pa_free_checks == PA_FREE_CAREFUL)) {
+        pa_careful_free(ptr);
         return;
     }
     b->mark = pa_free_mark(b);
@@ -124,9 +151,10 @@ PA_HIDDEN void  *pa_api_pvalloc(size_t n);
 PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
 PA_HIDDEN int    pa_api_trim(void);
 
-/* Stats tracking and PYARENA_CHECK=2 set pa_mode and take the careful paths of check.c; in the
- * default mode that costs one compare and branch, and both calls stay tail calls so the fast
- * paths need no stack frame. PYARENA_CHECK=0 stays on the fast paths, minus the checks. */
+/* Stats tracking and PYARENA_CHECK=2 set pa_mode, which sends small mallocs to track.c or the
+ * careful paths of check.c; in the default mode that costs one compare and branch, and the
+ * calls stay tail calls so the fast paths need no stack frame. Frees need no mode: see
+ * pa_small_free. PYARENA_CHECK=0 stays on the fast paths, minus the checks. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
@@ -139,14 +167,10 @@ static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 
 static inline __attribute__((always_inline)) void pa_free(void *ptr)
 {
-    if (likely(pa_owned(ptr))) {
-        if (unlikely(pa_mode))
-            pa_moded_free(ptr);
-        else
-            pa_small_free(ptr);
-    } else {
+    if (likely(pa_owned(ptr)))
+        pa_small_free(ptr);
+    else
         pa_api_free_other(ptr);
-    }
 }
 
 #endif

@@ -1,6 +1,6 @@
 /* check.c — bad input: double frees, pointers that start no block, writes after free; and the
- * careful paths that serve small requests whenever pa_mode is set (stats tracking,
- * PYARENA_CHECK=0 or 2). Every failure aborts with one line on stderr, written with write(2).
+ * careful paths that serve small requests under PYARENA_CHECK=2 (with stats tracking or not).
+ * Every failure aborts with one line on stderr, written with write(2).
  *
  * Levels (PYARENA_CHECK):
  *   0  no checks.
@@ -19,7 +19,8 @@
 #include "alloc.h"
 
 PA_HIDDEN uint8_t   pa_mode;
-PA_HIDDEN uint8_t   pa_check_on = PA_DEFAULT_CHECK > 0;
+PA_HIDDEN uint8_t   pa_free_checks = PA_DEFAULT_CHECK == 0 ? PA_FREE_NO_CHECKS
+                                    : PA_DEFAULT_CHECK == 1 ? PA_FREE_FAST_CHECKS : PA_FREE_CAREFUL;
 PA_HIDDEN unsigned  pa_check_level = PA_DEFAULT_CHECK;
 PA_HIDDEN uintptr_t pa_free_key;
 PA_HIDDEN uintptr_t pa_list_key;
@@ -41,7 +42,8 @@ void pa_check_init(void)
     pa_free_key = random_word() | 1;
     if (pa_check_level >= 2)
         pa_list_key = random_word();
-    pa_check_on = pa_check_level > 0;
+    pa_free_checks = pa_check_level == 0 ? PA_FREE_NO_CHECKS
+                   : pa_check_level == 1 ? PA_FREE_FAST_CHECKS : PA_FREE_CAREFUL;
     pa_mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
                         (pa_check_level >= 2 ? PA_MODE_HARDEN : 0));
 }
@@ -142,11 +144,10 @@ void pa_check_handout(pa_pool *p, pa_block *b)
     b->mark = 0;
 }
 
-/* A block joins a free list: mark it; level 2 fills it. */
+/* A block joins a free list: mark it (at every level: the stats count live blocks by it);
+ * level 2 fills it. */
 void pa_check_freed(pa_pool *p, pa_block *b)
 {
-    if (pa_check_level == 0)
-        return;
     if (pa_check_level >= 2)
         memset((char *)b + sizeof(pa_block), PA_FREE_FILL, p->block_size - sizeof(pa_block));
     b->mark = pa_free_mark(b);
@@ -154,18 +155,10 @@ void pa_check_freed(pa_pool *p, pa_block *b)
 
 /* ---- the careful paths */
 
-/* The one exit of the inline fast paths while pa_mode is set (so they test it once). */
+/* The one exit of the inline malloc fast path while pa_mode is set (so it tests it once). */
 void *pa_moded_malloc(size_t n)
 {
     return pa_mode == PA_MODE_TRACK ? pa_track_malloc(n) : pa_careful_malloc(n);
-}
-
-void pa_moded_free(void *ptr)
-{
-    if (pa_mode == PA_MODE_TRACK)
-        pa_track_free_small(ptr);
-    else
-        pa_careful_free(ptr);
 }
 
 void *pa_careful_malloc(size_t n)
@@ -197,8 +190,6 @@ void pa_careful_free(void *ptr)
     pa_block *b = ptr;
     if (pa_check_level)
         pa_check_free_slow(p, b, "free");
-    if (pa_track_on)
-        pa_track_free(ptr);
     pa_heap *h = pa_tls_heap;
     if (p->owner != h) {
         pa_heap_free_remote(p, b);

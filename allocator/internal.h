@@ -43,7 +43,8 @@
 /* A free block; the two words fit the smallest class. */
 typedef struct pa_block {
     struct pa_block *next;        /* xor pa_list_key (0 unless PYARENA_CHECK=2) */
-    uintptr_t        mark;        /* pa_free_mark(b) while free, 0 once handed out (checks on) */
+    uintptr_t        mark;        /* pa_free_mark(b) while free (from carving on), 0 once
+                                     handed out */
 } pa_block;
 
 enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
@@ -121,9 +122,6 @@ typedef struct pa_heap {
     struct pa_heap    *next_abandoned;
     uint64_t           nremote;           /* blocks other threads freed into this heap's pools,
                                              counted when taken back */
-    int64_t            waste;             /* stats on: class size minus request, summed over
-                                             blocks this thread allocated minus those it freed
-                                             (negative when it frees others' blocks) */
 } pa_heap;
 
 enum pa_heap_state {
@@ -214,21 +212,22 @@ PA_HIDDEN void pa_settings_read(void);
 
 /* ---- track.c: request sizes while stats are on (the waste table, see config.h) */
 PA_HIDDEN extern uint8_t pa_track_on;
-PA_HIDDEN void    pa_track_alloc(void *p, size_t n);
-PA_HIDDEN void   *pa_track_malloc(size_t n);       /* small malloc, stats on, level <= 1 */
-PA_HIDDEN void    pa_track_free_small(void *ptr);  /* small free, stats on, level <= 1 */
-PA_HIDDEN void    pa_track_free(const void *p);
-PA_HIDDEN void    pa_track_resize(void *p, size_t n);
-PA_HIDDEN int64_t pa_track_waste(void);
+PA_HIDDEN void     pa_track_alloc(void *p, size_t n);
+PA_HIDDEN void    *pa_track_malloc(size_t n);       /* small malloc, stats on, level <= 1 */
+PA_HIDDEN void    *pa_track_alloc_slow(struct pa_heap *h, size_t cls, size_t n);
+PA_HIDDEN void     pa_track_resize(void *p, size_t n);
+PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blocks */
 
 /* ---- check.c: bad input (PYARENA_CHECK) and the careful paths */
-/* pa_mode: non-zero sends every small malloc and free through the careful paths of check.c
- * (stats tracking, PYARENA_CHECK=2); zero, the inline fast paths do level 0 or 1 themselves,
- * as pa_check_on says. */
+/* pa_mode: non-zero sends every small malloc to track.c (stats on) or to the careful path of
+ * check.c (PYARENA_CHECK=2). pa_free_checks: what the inline free does itself. */
 #define PA_MODE_TRACK    1
 #define PA_MODE_HARDEN   2
+#define PA_FREE_FAST_CHECKS 0   /* level 1 */
+#define PA_FREE_NO_CHECKS   1   /* level 0 */
+#define PA_FREE_CAREFUL     2   /* level 2: every local free goes to pa_careful_free */
 PA_HIDDEN extern uint8_t   pa_mode;
-PA_HIDDEN extern uint8_t   pa_check_on;        /* PYARENA_CHECK >= 1 */
+PA_HIDDEN extern uint8_t   pa_free_checks;
 PA_HIDDEN extern unsigned  pa_check_level;     /* PYARENA_CHECK: 0, 1 (default) or 2 */
 PA_HIDDEN extern uintptr_t pa_free_key;        /* secret behind the free-block mark */
 PA_HIDDEN extern uintptr_t pa_list_key;        /* free-list pointer encoding, level 2 */
@@ -236,7 +235,6 @@ PA_HIDDEN void  pa_check_init(void);
 PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
 PA_HIDDEN void  pa_careful_free(void *ptr);    /* small (owned) */
 PA_HIDDEN void *pa_moded_malloc(size_t n);     /* pa_mode != 0: track.c's or the careful path */
-PA_HIDDEN void  pa_moded_free(void *ptr);
 PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);
 PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_check_live(const void *ptr, const char *fn);

@@ -4,8 +4,9 @@
 
 #include "alloc.h"
 
-/* Carves the whole page at once: it is one page, touched by the first block anyway. Under
- * PYARENA_CHECK=2 the page is first filled with the free pattern that handing out verifies. */
+/* Carves the whole page at once: it is one page, touched by the first block anyway. Every
+ * block gets the free mark, as a freed one would. Under PYARENA_CHECK=2 the page is first
+ * filled with the free pattern that handing out verifies. */
 void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
 {
     size_t size = pa_class_size(cls);
@@ -13,9 +14,11 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
     char *page = pa_pool_page(p);
     if (pa_check_level >= 2)
         memset(page, PA_FREE_FILL, PA_POOL_SIZE);
-    for (uint32_t i = 0; i + 1 < cap; i++)
-        pa_link((pa_block *)(page + i * size), (pa_block *)(page + (i + 1) * size));
-    pa_link((pa_block *)(page + (cap - 1) * size), NULL);
+    for (uint32_t i = 0; i < cap; i++) {
+        pa_block *b = (pa_block *)(page + i * size);
+        pa_link(b, i + 1 < cap ? (pa_block *)(page + (i + 1) * size) : NULL);
+        b->mark = pa_free_mark(b);   /* free from the start: a free of it is a double free */
+    }
     p->free = (pa_block *)page;
     p->used = 0;
     p->slow_at = 0;

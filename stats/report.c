@@ -169,7 +169,7 @@ typedef struct report {
     pa_snapshot       s;
     pa_large_snapshot l;
     bool              tracked;     /* request sizes known (stats on) */
-    int64_t           waste;
+    uint64_t          waste;
     uint64_t          rss, peak_rss;
 } report;
 
@@ -178,9 +178,8 @@ static void gather(report *r)
     pa_snapshot_take(&r->s);
     pa_large_snapshot_take(&r->l);
     r->tracked = pa_track_on;
-    r->waste = r->tracked ? pa_track_waste() : 0;
-    if (r->waste < 0)
-        r->waste = 0;
+    /* while other threads run, a block may be counted live by its mark but not in its class */
+    r->waste = r->s.waste < r->s.block_bytes ? r->s.waste : r->s.block_bytes;
     process_rss(&r->rss, &r->peak_rss);
 }
 
@@ -213,12 +212,12 @@ static void text(out *o, const report *r)
     u64(o, (uint64_t)getpid());
     str(o, "\nsummary\n");
     if (r->tracked)
-        line(o, "requested, live", s->block_bytes - (uint64_t)r->waste, NULL);
+        line(o, "requested, live", s->block_bytes - r->waste, NULL);
     else
         str(o, "  requested, live      (set PYARENA_STATS to track request sizes)\n");
     line(o, "in small blocks", s->block_bytes, NULL);
     if (r->tracked)
-        line(o, "internal waste", (uint64_t)r->waste, "  class size minus request");
+        line(o, "internal waste", r->waste, "  class size minus request");
     line(o, "free in pools", s->free_bytes, NULL);
     line(o, "arenas mapped", s->arena_bytes, NULL);
     line(o, "large path, live", r->l.bytes, NULL);
@@ -303,8 +302,8 @@ static void json(out *o, const report *r)
     key(o, "pid", (uint64_t)getpid(), false);
     str(o, "\n \"summary\": {");
     if (r->tracked) {
-        key(o, "requested_bytes", s->block_bytes - (uint64_t)r->waste, false);
-        key(o, "waste_bytes", (uint64_t)r->waste, false);
+        key(o, "requested_bytes", s->block_bytes - r->waste, false);
+        key(o, "waste_bytes", r->waste, false);
     } else {
         str(o, "\"requested_bytes\": null, \"waste_bytes\": null, ");
     }

@@ -1,5 +1,6 @@
 /* snapshot.c — gathers pa_snapshot: walks every arena header under the arena lock and sums the
- * per-thread counters. Other threads keep running, so figures for their pools are approximate
+ * per-thread counters; with stats on it also reads every block's mark (track.c). Other threads
+ * keep running, so figures for their pools are approximate
  * while they allocate; at exit or when quiescent they are exact. */
 #include <string.h>
 
@@ -35,6 +36,8 @@ static void walk_arena(pa_arena *a, void *arg)
         c->in_use += live;
         c->free += pa_pool_capacity(p) - live;
         s->pools_in_use++;
+        if (pa_track_on)
+            s->waste += pa_track_pool_waste(p);
     }
 }
 

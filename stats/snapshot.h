@@ -22,6 +22,7 @@ typedef struct pa_snapshot {
     size_t            pools_in_use, pools_free;
     size_t            block_bytes;     /* bytes in blocks handed out */
     size_t            free_bytes;      /* bytes in free blocks of pools in use */
+    size_t            waste;           /* stats on: class size minus request, live blocks */
     size_t            threads;         /* heaps ever made: threads that allocated at once */
     size_t            remote_frees;    /* cross-thread frees, taken back or pending */
 } pa_snapshot;
