@@ -29,7 +29,8 @@ static inline __attribute__((always_inline)) size_t pa_page_of(const void *p)
  * header's first line, whose state byte reads as PA_POOL_FREE. */
 static inline __attribute__((always_inline)) pa_pool *pa_pool_of(const void *p)
 {
-    return &pa_arena_of(p)->pools[pa_page_of(p) - 1];
+    /* &pools[page - 1], written as an offset so that page 0 is no out-of-bounds index */
+    return (pa_pool *)((uintptr_t)pa_arena_of(p) + pa_page_of(p) * sizeof(pa_pool));
 }
 
 static inline __attribute__((always_inline)) void *pa_pool_page(const pa_pool *p)

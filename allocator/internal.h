@@ -108,6 +108,7 @@ typedef struct pa_arena {
 } pa_arena;
 
 _Static_assert(sizeof(pa_arena) == PA_POOL_SIZE, "the arena header fills exactly page 0");
+_Static_assert(offsetof(pa_arena, pools) == sizeof(pa_pool), "pools[i - 1] is at 64 * i");
 
 /* Per-thread heap. Everything but `reclaim` and `state` is touched by the owning thread only
  * (or, once the heap is abandoned, under pa_heaps_lock). Heaps are never unmapped: a heap whose
@@ -196,6 +197,11 @@ typedef struct pa_large_snapshot {
 } pa_large_snapshot;
 PA_HIDDEN void   pa_large_snapshot_take(pa_large_snapshot *s);
 PA_HIDDEN void   pa_large_totals(size_t *allocated, size_t *mapped);
+
+/* ---- jemalloc_math.c: what jemalloc's references to libm are renamed to */
+PA_HIDDEN double pa_jemalloc_log(double x);
+PA_HIDDEN double pa_jemalloc_exp(double x);
+PA_HIDDEN double pa_jemalloc_round(double x);
 
 /* ---- settings (preload/settings.c): read once at start-up */
 typedef struct pa_settings {

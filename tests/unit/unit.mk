@@ -6,7 +6,7 @@ UNIT_BIN  := $(BUILD)/tests/unit
 $(UNIT_BIN): $(UNIT_SRCS) tests/unit/helpers.h $(BUILD)/libpyarena.a
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(CFLAGS) $(SANFLAGS) -Wall -Wextra -Wno-unused-parameter -Iinclude -Iallocator -Istats \
-	  -o $@ $(UNIT_SRCS) $(BUILD)/libpyarena.a -lcriterion -ljemalloc -lpthread
+	  -o $@ $(UNIT_SRCS) $(BUILD)/libpyarena.a -lcriterion -ljemalloc -lpthread -lm
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
