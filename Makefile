@@ -73,7 +73,7 @@ $(BUILD)/obj-san/%.o: %.c
 
 # The preload library is built without sanitizers even under SAN=: a sanitizer runtime
 # cannot sit underneath its own malloc.
-$(BUILD)/jemalloc/libjemalloc_pyarena.a: $(JEMALLOC_PIC)
+$(BUILD)/jemalloc/libjemalloc_pyarena.a: $(JEMALLOC_PIC) Makefile
 	@mkdir -p $(dir $@)
 	objcopy $(JEMALLOC_LOCAL:%=--localize-symbol=%) $(foreach f,$(JEMALLOC_MATH),--redefine-sym $(f)=pa_jemalloc_$(f)) \
 	  $< $@

@@ -72,6 +72,17 @@ static inline __attribute__((always_inline)) bool pa_block_start(const pa_pool *
     return off * p->magic < p->magic && off < p->limit;
 }
 
+/* The same test without the limit, for the free fast path: in the slack only the offset
+ * `limit` itself is a multiple of the size (the slack is shorter than a block), and carving
+ * gives that pseudo-block the free mark, so a free of it still leaves the fast path for the
+ * full check. */
+static inline __attribute__((always_inline)) bool pa_block_start_or_slack(const pa_pool *p,
+                                                                          const void *ptr)
+{
+    uint32_t off = (uint32_t)((uintptr_t)ptr & (PA_POOL_SIZE - 1));
+    return off * p->magic < p->magic;
+}
+
 static inline __attribute__((always_inline)) uint32_t pa_pool_capacity(const pa_pool *p)
 {
     return (uint32_t)p->limit / p->block_size;
@@ -123,7 +134,7 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
         return;
     }
     if (likely(pa_free_checks == PA_FREE_FAST_CHECKS)) {
-        if (unlikely(!pa_block_start(p, ptr) || b->mark == pa_free_mark(b))) {
+        if (unlikely(!pa_block_start_or_slack(p, ptr) || b->mark == pa_free_mark(b))) {
             pa_free_suspect(h, p, b);   /* tail calls: the fast path keeps no stack frame */
             return;
         }

@@ -5,8 +5,8 @@
 #include "alloc.h"
 
 /* Carves the whole page at once: it is one page, touched by the first block anyway. Every
- * block gets the free mark, as a freed one would. Under PYARENA_CHECK=2 the page is first
- * filled with the free pattern that handing out verifies. */
+ * block gets the free mark, as a freed one would, and so does the slack. Under
+ * PYARENA_CHECK=2 the page is first filled with the free pattern that handing out verifies. */
 void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
 {
     size_t size = pa_class_size(cls);
@@ -19,6 +19,8 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
         pa_link(b, i + 1 < cap ? (pa_block *)(page + (i + 1) * size) : NULL);
         b->mark = pa_free_mark(b);   /* free from the start: a free of it is a double free */
     }
+    if (cap * size < PA_POOL_SIZE)   /* the slack's pseudo-block: see pa_block_start_or_slack */
+        ((pa_block *)(page + cap * size))->mark = pa_free_mark(NULL);
     p->free = (pa_block *)page;
     p->used = 0;
     p->slow_at = 0;
