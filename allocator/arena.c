@@ -115,6 +115,7 @@ static pa_arena *arena_new(void)
     a->free_pools = NULL;
     for (size_t i = PA_ARENA_POOLS; i-- > 0;) {
         a->pools[i].state = PA_POOL_FREE;
+        a->pools[i].carved = 0;
         a->pools[i].next = a->free_pools;
         a->free_pools = &a->pools[i];
     }
@@ -163,6 +164,8 @@ static void purge_arena(pa_arena *a)
         int len = __builtin_ctzll(~run);           /* bit 63 is never set: ~run != 0 */
         /* bit i stands for page i + 1 */
         pa_os_purge((char *)a + (size_t)(first + 1) * PA_POOL_SIZE, (size_t)len * PA_POOL_SIZE);
+        for (int i = first; i < first + len; i++)
+            a->pools[i].carved = 0;   /* the page reads as zeros now: carve it again */
         pa_counts.pools_purged += (size_t)len;
         d &= ~(((UINT64_C(1) << len) - 1) << first);
     }

@@ -90,7 +90,8 @@ typedef struct pa_pool {
     uint8_t            state;        /* enum pa_pool_state */
     uint8_t            pinned;       /* 1: sole pool of its class ring, with used biased by 1
                                         so that churn on it never reads as "empty" */
-    uint8_t            pad;
+    uint8_t            carved;       /* cls + 1 while the page holds that class's complete
+                                        free list, also while FREE; 0 once purged */
 } __attribute__((aligned(64))) pa_pool;
 
 _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");

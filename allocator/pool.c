@@ -7,7 +7,7 @@
 /* Carves the whole page at once: it is one page, touched by the first block anyway. Every
  * block gets the free mark, as a freed one would, and so does the slack. Under
  * PYARENA_CHECK=2 the page is first filled with the free pattern that handing out verifies. */
-void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
+static void pool_carve(pa_pool *p, size_t cls)
 {
     size_t size = pa_class_size(cls);
     uint32_t cap = (uint32_t)(PA_POOL_SIZE / size);
@@ -22,12 +22,22 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
     if (cap * size < PA_POOL_SIZE)   /* the slack's pseudo-block: see pa_block_start_or_slack */
         ((pa_block *)(page + cap * size))->mark = pa_free_mark(NULL);
     p->free = (pa_block *)page;
-    p->used = 0;
-    p->slow_at = 0;
     p->cls = (uint8_t)cls;
     p->limit = (uint16_t)(cap * size);
     p->block_size = (uint16_t)size;
     p->magic = (uint32_t)(((UINT64_C(1) << 32) + size - 1) / size);
+    p->carved = (uint8_t)(cls + 1);
+}
+
+/* Makes p an ATTACHED pool of class cls owned by owner, with every block free. */
+void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
+{
+    /* A pool released empty holds every block on its list; unless its page was purged since,
+     * a heap taking it for the same class takes that list as it is. */
+    if (p->carved != cls + 1)
+        pool_carve(p, cls);
+    p->used = 0;
+    p->slow_at = 0;
     p->owner = owner;
     p->next = p->prev = NULL;
     p->reclaim_next = NULL;

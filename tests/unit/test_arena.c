@@ -88,6 +88,40 @@ Test(arena, empty_pools_are_purged_over_the_dirty_budget)
     pa_large_free(b);
 }
 
+/* A pool released empty keeps its free list while it waits; taken again for its class it is
+ * not carved again (its blocks come back in the order they were freed), and once purged it is. */
+Test(arena, a_released_pool_keeps_its_carving_until_purged)
+{
+    pa_config.dirty_max = 1000;
+    void **b = fill(4 * PER_POOL);                 /* four FULL pools */
+    pa_pool *v1 = pa_pool_of(b[PER_POOL]), *v2 = pa_pool_of(b[2 * PER_POOL]);
+    for (size_t i = PER_POOL; i < 2 * PER_POOL; i++)
+        pa_free(b[i]);
+    cr_assert_eq(v1->state, PA_POOL_FREE);
+    cr_assert_eq(v1->carved, v1->cls + 1);
+    void *head = v1->free;
+    cr_assert_eq(head, b[2 * PER_POOL - 1], "the last freed block heads the list");
+    void *again[PER_POOL];
+    again[0] = pa_malloc(512);                     /* the most recently released pool */
+    cr_assert_eq(again[0], head, "taken back with its list, not carved again");
+
+    for (size_t i = 2 * PER_POOL; i < 3 * PER_POOL; i++)
+        pa_free(b[i]);                             /* v2 empties beside v1: released */
+    cr_assert_eq(v2->state, PA_POOL_FREE);
+    pa_arena_trim();
+    cr_assert_eq(v2->carved, 0, "purged but still marked carved");
+    for (size_t i = 1; i < PER_POOL; i++)
+        again[i] = pa_malloc(512);                 /* the rest of v1 */
+    void *fresh = pa_malloc(512);
+    cr_assert_eq(pa_pool_of(fresh), v2);
+    cr_assert_eq(fresh, pa_pool_page(v2), "carved again from its first block");
+    check_heap();
+    pa_free(fresh);
+    for (size_t i = 0; i < PER_POOL; i++)
+        pa_free(again[i]);
+    pa_large_free(b);
+}
+
 Test(arena, purging_can_be_switched_off)
 {
     pa_config.purge = 0;
