@@ -72,16 +72,30 @@ static inline void pa_collect_traverse(pa_hgc *g, pa_visit_fn visit, void *arg)
     pa_hobj_type(pa_hobj_of(body))->traverse(body, visit, arg);
 }
 
+/* next of a member of the tentatively-unreachable list, whose links may carry the tags */
+static inline pa_hgc *pa_collect_next_tagged(const pa_hgc *g)
+{
+    return (pa_hgc *)(g->next & ~PA_HGC_UNREACHABLE);
+}
+
 /* Children far away in memory cost a cache miss each, which would dominate on graphs with
  * random edges; the phases below ask for them some objects ahead of where they are needed.
  * A prefetch never faults, so the words before an untracked child (its header is 16 bytes)
- * may be named too. */
+ * may be named too. Where children lie close to their parents (objects made together, which
+ * the pools place together), the walk has their lines in cache already and the prefetching
+ * only costs: subtract_refs measures how many edges are long and the phases prefetch only
+ * where they are frequent. */
 #ifndef PA_PF_DEPTH
 #define PA_PF_DEPTH 64   /* edges in flight in subtract_refs (power of two) */
 #endif
 #ifndef PA_PF_AHEAD
 #define PA_PF_AHEAD 32   /* objects ahead for the traverse-ahead prefetch */
 #endif
+#define PA_PF_NEAR  4096 /* a child this close to its parent (bytes, either way) is near */
+#define PA_PF_SAMPLE 32  /* subtract_refs measures the edges of one object in this many */
+#define PA_PF_CHUNK 1024 /* and chooses afresh after this many objects */
+/* nfar long edges among those of nobj objects: frequent enough to prefetch */
+#define PA_PF_FAR(nfar, nobj) ((nfar) * 16 > (nobj))
 
 static inline void pa_collect_prefetch(const void *child)
 {
@@ -95,50 +109,202 @@ static void pa_collect_visit_prefetch(void *child, void *arg)
         pa_collect_prefetch(child);
 }
 
-/* gc_refs := refcount for every object of the list, which also marks it as examined. */
-static void pa_collect_update_refs(pa_hgc *head)
+/* gc_refs starts as the refcount; the prev word holds it from then on, with
+ * PA_HGC_COLLECTING, which marks the object as examined. */
+static inline uintptr_t pa_collect_refs_start(const pa_hgc *g)
 {
-    for (pa_hgc *g = pa_hlist_next(head); g != head; g = pa_hlist_next(g))
-        g->prev = (pa_hobj_of(pa_hobj_body(g))->refcnt << PA_HGC_REFS_SHIFT) | PA_HGC_COLLECTING;
+    return (pa_hobj_of(pa_hobj_body(g))->refcnt << PA_HGC_REFS_SHIFT) | PA_HGC_COLLECTING;
 }
 
-static inline void pa_collect_decref_one(void *child)
+/* Marks every object of the list. Returns how many start at 0 (none, unless the counts are
+ * broken: the scan must know them all). */
+static size_t pa_collect_update_refs(pa_hgc *head)
+{
+    size_t nzero = 0;
+    for (pa_hgc *g = pa_hlist_next(head); g != head; g = pa_hlist_next(g)) {
+        g->prev = pa_collect_refs_start(g);
+        nzero += (g->prev >> PA_HGC_REFS_SHIFT) == 0;
+    }
+    return nzero;
+}
+
+/* What the caller of pa_collect_examine must know of the objects it finds unreachable. */
+#define PA_COLLECT_NOCLEAR 1u   /* a type without clear */
+#define PA_COLLECT_SPECIAL 2u   /* weak references or a pending finalizer */
+
+/* The PA_COLLECT_* bits of one object. */
+static inline unsigned pa_collect_bits(const pa_hgc *g)
+{
+    const pa_hobj *h = pa_hobj_of(pa_hobj_body(g));
+    uintptr_t tw = h->type;
+    const pa_type *type = pa_hobj_type(h);
+    return (type->clear == NULL ? PA_COLLECT_NOCLEAR : 0) |
+           ((tw & PA_HOBJ_WEAKREFS) || (type->finalize && !(tw & PA_HOBJ_FINALIZED))
+                ? PA_COLLECT_SPECIAL : 0);
+}
+
+/* The same from the type alone (a finalizer may have run already): at least the bits of its
+ * objects without weak references. subtract_refs computes it when the type changes along the
+ * list, as a per-object test would chain the iterations through a spilled accumulator. */
+static inline unsigned pa_collect_type_bits(const pa_type *type)
+{
+    return (type->clear == NULL ? PA_COLLECT_NOCLEAR : 0) |
+           (type->finalize ? PA_COLLECT_SPECIAL : 0);
+}
+
+/* State and outcome of the examination of a list (update_refs, subtract_refs,
+ * move_unreachable). */
+typedef struct pa_collect_scan {
+    pa_hgc *young;
+    size_t  examined;     /* objects in young at the start */
+    size_t  pending;      /* objects at gc_refs 0 not yet found reachable: while none is left,
+                             reachable objects need not be traversed */
+    size_t  kept;         /* objects left in young */
+    size_t  unreachable;  /* objects in the unreachable list at the end */
+    size_t  pulled;       /* objects put there, then found reachable and moved back */
+    size_t  noclear;      /* objects put there whose type has no clear (pulled ones too) */
+    bool    special;      /* one put there had weak references or a pending finalizer */
+    bool    far;          /* long edges are frequent: prefetch children ahead */
+    unsigned seen;        /* PA_COLLECT_* bits that examined objects may have (weak references
+                             aside) */
+} pa_collect_scan;
+
+/* State of subtract_refs. Decrements commute: where children lie far away, each edge is
+ * queued in a small ring and performed PA_PF_DEPTH edges later, when its prefetch has landed.
+ * One visit function serves both ways (a flag chooses), because a call site that has seen
+ * two targets is predicted more slowly from then on. */
+typedef struct pa_collect_sub {
+    void  *child[PA_PF_DEPTH];
+    size_t in, out;     /* in - out edges queued, at most PA_PF_DEPTH */
+    size_t nzero;       /* examined objects at gc_refs 0 */
+    bool   queue;       /* queue the edges, else perform them at once */
+    bool   whole;       /* no update_refs pass: see pa_collect_examines_all */
+} pa_collect_sub;
+
+static inline void pa_collect_decref_one(pa_collect_sub *r, void *child)
 {
     if (!(pa_hobj_of(child)->type & PA_HOBJ_GC))
         return;
     pa_hgc *g = pa_hobj_gc(child);
-    if (g->prev & PA_HGC_COLLECTING)
-        g->prev -= PA_HGC_REFS_ONE;
+    uintptr_t pv = g->prev;
+    if (!(pv & PA_HGC_COLLECTING)) {
+        if (!r->whole)
+            return;   /* outside the examined set */
+        pv = pa_collect_refs_start(g);   /* examined, and met before the walk reached it */
+    }
+    uintptr_t refs = pv >> PA_HGC_REFS_SHIFT;
+    g->prev = pv - PA_HGC_REFS_ONE;
+    /* nzero stays exact: 1 -> 0 adds one, 0 -> below (a traverse that visits more handles than
+     * it holds) takes it back, and that object never comes back to 0 */
+    if (refs <= 1)
+        r->nzero += refs ? 1 : (size_t)-1;
 }
-
-/* Decrements commute, so subtract_refs queues each edge in a small ring and performs it
- * PA_PF_DEPTH edges later, when its prefetch has landed. */
-typedef struct pa_collect_ring {
-    void  *child[PA_PF_DEPTH];
-    size_t in, out;          /* in - out edges pending, at most PA_PF_DEPTH */
-} pa_collect_ring;
 
 static void pa_collect_visit_decref(void *child, void *arg)
 {
     if (child == NULL)
         return;
-    pa_collect_ring *r = arg;
+    pa_collect_sub *r = arg;
+    if (!r->queue) {
+        pa_collect_decref_one(r, child);
+        return;
+    }
     pa_collect_prefetch(child);
     r->child[r->in++ & (PA_PF_DEPTH - 1)] = child;
     if (r->in - r->out == PA_PF_DEPTH)
-        pa_collect_decref_one(r->child[r->out++ & (PA_PF_DEPTH - 1)]);
+        pa_collect_decref_one(r, r->child[r->out++ & (PA_PF_DEPTH - 1)]);
+}
+
+static inline bool pa_collect_is_far(const void *child, const pa_hgc *parent)
+{
+    return (uintptr_t)child - (uintptr_t)parent + PA_PF_NEAR > 2 * PA_PF_NEAR;
+}
+
+/* Long edges among those parent queued since first. */
+static size_t pa_collect_count_far(const pa_collect_sub *r, size_t first, const pa_hgc *parent)
+{
+    size_t n = 0;
+    if (r->in - first > PA_PF_DEPTH)
+        first = r->in - PA_PF_DEPTH;   /* the older ones are overwritten */
+    for (size_t i = first; i != r->in; i++)
+        n += pa_collect_is_far(r->child[i & (PA_PF_DEPTH - 1)], parent);
+    return n;
+}
+
+/* The walk of subtract_refs reaches g: marks it if whole and no edge has, then holds it (see
+ * pa_collect_examine), gc_refs having been read. */
+static inline void pa_collect_walk_reach(pa_hgc *g, bool whole, pa_collect_sub *r)
+{
+    if (whole && !(g->prev & PA_HGC_COLLECTING)) {
+        g->prev = pa_collect_refs_start(g);
+        if ((g->prev >> PA_HGC_REFS_SHIFT) == 0)
+            r->nzero++;
+    }
+    pa_hobj_of(pa_hobj_body(g))->refcnt++;
+}
+
+/* Whether subtract_refs queues edges, from samples of their lengths. */
+typedef struct pa_collect_probe {
+    size_t nfar;        /* long edges among the samples of the chunks before */
+    size_t chunk_far;   /* and among those of this chunk */
+    bool   pf;          /* queue and prefetch in this chunk */
+} pa_collect_probe;
+
+/* Measures the edges of g, the nobj-th object, queued since first; at the end of a chunk,
+ * chooses the mode of the next. */
+static inline void pa_collect_probe_edges(pa_collect_probe *p, size_t nobj,
+                                          const pa_collect_sub *r, size_t first, const pa_hgc *g)
+{
+    p->chunk_far += pa_collect_count_far(r, first, g);
+    if (nobj % PA_PF_CHUNK == 0) {
+        p->pf = PA_PF_FAR(p->chunk_far, PA_PF_CHUNK / PA_PF_SAMPLE);
+        p->nfar += p->chunk_far;
+        p->chunk_far = 0;
+    }
 }
 
 /* Removes the references examined objects hold to each other: what is left of gc_refs comes
- * from outside the examined set. */
-static void pa_collect_subtract_refs(pa_hgc *head)
+ * from outside the examined set. whole: the objects are marked here, as the walk or an edge
+ * first meets them, instead of by update_refs (s->pending: how many update_refs left at 0).
+ * Holds every object. Sets s->pending to how many objects are at 0, s->examined, s->seen and
+ * s->far (long edges are frequent). One object in PA_PF_SAMPLE has its edges queued and
+ * measured whatever the mode (measuring every edge would cost near graphs more than the
+ * prefetching saves on far ones); after every PA_PF_CHUNK objects, the samples of the chunk
+ * choose the mode of the next. */
+static void pa_collect_subtract_refs(pa_hgc *head, bool whole, pa_collect_scan *s)
 {
-    pa_collect_ring ring;
-    ring.in = ring.out = 0;
-    for (pa_hgc *g = pa_hlist_next(head); g != head; g = pa_hlist_next(g))
-        pa_collect_traverse(g, pa_collect_visit_decref, &ring);
-    while (ring.out != ring.in)
-        pa_collect_decref_one(ring.child[ring.out++ & (PA_PF_DEPTH - 1)]);
+    pa_collect_sub r;
+    r.in = r.out = 0;
+    r.nzero = s->pending;
+    r.queue = true;
+    r.whole = whole;
+    pa_collect_probe probe = { .pf = true };
+    size_t nobj = 0;
+    const pa_type *type = NULL;
+    unsigned seen = 0;
+    for (pa_hgc *g = pa_hlist_next(head), *next; g != head; g = next) {
+        next = pa_hlist_next(g);   /* visits write no next word */
+        pa_collect_walk_reach(g, whole, &r);
+        if (pa_unlikely(pa_collect_type(g) != type)) {
+            type = pa_collect_type(g);
+            seen |= pa_collect_type_bits(type);
+        }
+        if (++nobj % PA_PF_SAMPLE) {
+            pa_collect_traverse(g, pa_collect_visit_decref, &r);
+            continue;
+        }
+        size_t first = r.in;
+        r.queue = true;
+        pa_collect_traverse(g, pa_collect_visit_decref, &r);
+        pa_collect_probe_edges(&probe, nobj, &r, first, g);
+        r.queue = probe.pf;
+    }
+    while (r.out != r.in)
+        pa_collect_decref_one(&r, r.child[r.out++ & (PA_PF_DEPTH - 1)]);
+    s->pending = r.nzero;
+    s->examined = nobj;
+    s->seen = seen;
+    s->far = PA_PF_FAR(probe.nfar + probe.chunk_far, nobj / PA_PF_SAMPLE);
 }
 
 /* Visit of a child of an object known to be reachable: the child is reachable too. */
@@ -150,12 +316,13 @@ static void pa_collect_visit_reachable(void *child, void *arg)
     uintptr_t pv = g->prev;
     if (!(pv & PA_HGC_COLLECTING))
         return;   /* outside the examined set, or already scanned as reachable */
+    pa_collect_scan *s = arg;
     if (g->next & PA_HGC_UNREACHABLE) {
         /* Was put aside as unreachable before we knew better: back to the end of young, where
          * the scan loop will reach it and scan its children in turn. */
-        pa_hgc *young = arg;
+        pa_hgc *young = s->young;
         pa_hgc *p = (pa_hgc *)(pv & ~PA_HGC_COLLECTING);
-        pa_hgc *n = (pa_hgc *)(g->next & ~PA_HGC_UNREACHABLE);
+        pa_hgc *n = pa_collect_next_tagged(g);
         p->next = (p->next & PA_HGC_UNREACHABLE) | (uintptr_t)n;
         n->prev = (n->prev & PA_HGC_COLLECTING) | (uintptr_t)p;
         pa_hgc *last = pa_hlist_prev(young);
@@ -163,35 +330,71 @@ static void pa_collect_visit_reachable(void *child, void *arg)
         g->next = (uintptr_t)young;
         young->prev = (uintptr_t)g;
         g->prev = PA_HGC_REFS_ONE | PA_HGC_COLLECTING;
+        s->pulled++;
+        s->pending--;
     } else if ((pv >> PA_HGC_REFS_SHIFT) == 0) {
         g->prev = PA_HGC_REFS_ONE | PA_HGC_COLLECTING;   /* still ahead of the scan in young */
+        s->pending--;
     }
 }
 
-/* Scans young in order. An object with gc_refs > 0 is reachable: its children are marked
- * reachable (pulled back from the unreachable list if already there) and its prev link is
- * restored. An object with gc_refs == 0 goes to the unreachable list, tentatively. young is
- * singly linked meanwhile (prev words hold gc_refs), except young->prev, its last element,
- * which the visit appends at and which is kept right when that element leaves. Returns how
- * many objects stayed in young; *noclear: how many went to unreachable with a type that has
- * no clear (0: the uncollectable split can be skipped). */
-static size_t pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, size_t *noclear)
+/* Gives back the prev links of young from g (which follows prev) to the end, and the holds:
+ * the scan found nothing left to rescue, so every one of them stays. Returns how many. */
+static size_t pa_collect_relink(pa_hgc *young, pa_hgc *prev, pa_hgc *g)
 {
+    size_t n = 0;
+    for (; g != young; prev = g, g = pa_hlist_next(g)) {
+        g->prev = (uintptr_t)prev;
+        pa_hobj_of(pa_hobj_body(g))->refcnt--;
+        n++;
+    }
+    young->prev = (uintptr_t)prev;
+    return n;
+}
+
+/* Puts g at the end of the unreachable list, tagged. */
+static inline void pa_collect_set_aside(pa_hgc *g, pa_hgc *unreachable)
+{
+    pa_hgc *last = pa_hlist_prev(unreachable);
+    last->next = (uintptr_t)g | (last == unreachable ? 0 : PA_HGC_UNREACHABLE);
+    g->prev = (uintptr_t)last | PA_HGC_COLLECTING;
+    g->next = (uintptr_t)unreachable | PA_HGC_UNREACHABLE;
+    unreachable->prev = (uintptr_t)g;
+}
+
+/* Scans young in order. An object with gc_refs > 0 is reachable: its children are marked
+ * reachable (pulled back from the unreachable list if already there), its prev link is
+ * restored and its hold released. An object with gc_refs == 0 goes to the unreachable list,
+ * tentatively. Once no object is left at 0, the rest of young is only relinked. young is
+ * singly linked meanwhile (prev words hold gc_refs), except young->prev, its last element,
+ * which the visit appends at and which is kept right when that element leaves. s->pending
+ * must hold the number of objects at gc_refs 0. */
+static void pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, pa_collect_scan *s)
+{
+    s->young = young;
+    s->pulled = 0;
     pa_hgc *prev = young;
     pa_hgc *g = pa_hlist_next(young);
-    pa_hgc *ahead = g;   /* PA_PF_AHEAD objects on: its children are being prefetched */
+    /* PA_PF_AHEAD objects on: its children are being prefetched */
+    pa_hgc *ahead = s->far ? g : young;
     for (int i = 0; i < PA_PF_AHEAD && ahead != young; i++)
         ahead = pa_hlist_next(ahead);
-    size_t kept = 0, nc = 0;
+    size_t kept = 0, moved = 0, noclear = 0;
+    unsigned what = 0;
     while (g != young) {
+        if (s->pending == 0) {
+            kept += pa_collect_relink(young, prev, g);
+            break;
+        }
         if (ahead != young) {
             if (ahead->prev >> PA_HGC_REFS_SHIFT)
                 pa_collect_traverse(ahead, pa_collect_visit_prefetch, NULL);
             ahead = pa_hlist_next(ahead);
         }
         if (g->prev >> PA_HGC_REFS_SHIFT) {
-            pa_collect_traverse(g, pa_collect_visit_reachable, young);
+            pa_collect_traverse(g, pa_collect_visit_reachable, s);
             g->prev = (uintptr_t)prev;
+            pa_hobj_of(pa_hobj_body(g))->refcnt--;   /* reachable: the hold goes */
             prev = g;
             kept++;
             g = pa_hlist_next(g);   /* read after the visit: it may have appended after g */
@@ -200,27 +403,88 @@ static size_t pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, si
             prev->next = (uintptr_t)next;
             if (next == young)
                 young->prev = (uintptr_t)prev;
-            pa_hgc *last = pa_hlist_prev(unreachable);
-            last->next = (uintptr_t)g | (last == unreachable ? 0 : PA_HGC_UNREACHABLE);
-            g->prev = (uintptr_t)last | PA_HGC_COLLECTING;
-            g->next = (uintptr_t)unreachable | PA_HGC_UNREACHABLE;
-            unreachable->prev = (uintptr_t)g;
-            nc += pa_collect_type(g)->clear == NULL;
+            pa_collect_set_aside(g, unreachable);
+            unsigned w = pa_collect_bits(g);
+            moved++;
+            noclear += w & PA_COLLECT_NOCLEAR;
+            what |= w;
             g = next;
         }
     }
-    if (noclear)
-        *noclear = nc;
-    return kept;
+    /* Counted as they went: the visits change only pending and pulled meanwhile. */
+    s->kept = kept;
+    s->unreachable = moved - s->pulled;
+    s->noclear = noclear;
+    s->special = what & PA_COLLECT_SPECIAL;
+}
+
+/* Hands the whole of young over to unreachable, in the same order, links as they are. */
+static void pa_collect_hand_over(pa_hgc *young, pa_hgc *unreachable)
+{
+    pa_hgc *first = pa_hlist_next(young), *last = pa_hlist_prev(young);
+    unreachable->next = (uintptr_t)first;
+    unreachable->prev = (uintptr_t)last;
+    last->next = (uintptr_t)unreachable;
+    pa_hlist_init(young);
+}
+
+/* move_unreachable when every object of young is at gc_refs 0: none is reachable, so the
+ * whole list becomes the unreachable one. Only the prev words carry the tag
+ * (split_uncollectable tells members by it); the next words need none, as nothing will be
+ * pulled back. When no object can have a finalizer, weak references or a type without clear,
+ * nothing before the release pass reads the prev words at all: they keep gc_refs, and the
+ * walk is saved. */
+static void pa_collect_move_all(pa_hgc *young, pa_hgc *unreachable, pa_collect_scan *s)
+{
+    size_t noclear = 0;
+    unsigned what = 0;
+    if (s->seen || pa_wref_objects()) {
+        pa_hgc *last = unreachable;
+        for (pa_hgc *g = pa_hlist_next(young); g != young; last = g, g = pa_hlist_next(g)) {
+            g->prev = (uintptr_t)last | PA_HGC_COLLECTING;
+            unsigned w = pa_collect_bits(g);
+            noclear += w & PA_COLLECT_NOCLEAR;
+            what |= w;
+        }
+    }
+    pa_collect_hand_over(young, unreachable);
+    s->kept = 0;
+    s->unreachable = s->examined;
+    s->noclear = noclear;
+    s->special = what & PA_COLLECT_SPECIAL;
+}
+
+/* Examines the objects of young: those not reachable from outside go to unreachable (links
+ * as move_unreachable or move_all leave them). Each of them is held: a reference is taken to
+ * every object of young while gc_refs are computed, and given back when it proves reachable;
+ * until the release pass no member can die, whatever user code does meanwhile. whole: see
+ * pa_collect_examines_all. */
+static void pa_collect_examine(pa_hgc *young, bool whole, pa_hgc *unreachable,
+                               pa_collect_scan *s)
+{
+    s->pending = whole ? 0 : pa_collect_update_refs(young);
+    pa_collect_subtract_refs(young, whole, s);
+    if (s->examined && s->pending == s->examined)
+        pa_collect_move_all(young, unreachable, s);
+    else
+        pa_collect_move_unreachable(young, unreachable, s);
 }
 
 /* Unlinks g from a list whose links may carry the collection tags. */
 static void pa_collect_unlink_tagged(pa_hgc *g)
 {
     pa_hgc *p = (pa_hgc *)(g->prev & ~PA_HGC_COLLECTING);
-    pa_hgc *n = (pa_hgc *)(g->next & ~PA_HGC_UNREACHABLE);
+    pa_hgc *n = pa_collect_next_tagged(g);
     p->next = (p->next & PA_HGC_UNREACHABLE) | (uintptr_t)n;
     n->prev = (n->prev & PA_HGC_COLLECTING) | (uintptr_t)p;
+}
+
+/* A member of unreachable goes to uncollectable (clean links), and its hold with it. */
+static void pa_collect_keep(pa_hgc *g, pa_hgc *uncollectable)
+{
+    pa_collect_unlink_tagged(g);
+    pa_hlist_append(g, uncollectable);
+    pa_hobj_of(pa_hobj_body(g))->refcnt--;
 }
 
 static void pa_collect_visit_move(void *child, void *arg)
@@ -228,23 +492,19 @@ static void pa_collect_visit_move(void *child, void *arg)
     if (child == NULL || !(pa_hobj_of(child)->type & PA_HOBJ_GC))
         return;
     pa_hgc *g = pa_hobj_gc(child);
-    if (!(g->prev & PA_HGC_COLLECTING))
-        return;
-    pa_collect_unlink_tagged(g);
-    pa_hlist_append(g, arg);
+    if (g->prev & PA_HGC_COLLECTING)
+        pa_collect_keep(g, arg);
 }
 
 /* Moves the members of unreachable whose type cannot clear, and everything they reach, to
- * uncollectable (clean links). Tags stay on the rest: untag clears them. */
+ * uncollectable. Tags stay on the rest. */
 static void pa_collect_split_uncollectable(pa_hgc *unreachable, pa_hgc *uncollectable)
 {
     pa_hgc *g = pa_hlist_next(unreachable);
     while (g != unreachable) {
-        pa_hgc *next = (pa_hgc *)(g->next & ~PA_HGC_UNREACHABLE);
-        if (pa_collect_type(g)->clear == NULL) {
-            pa_collect_unlink_tagged(g);
-            pa_hlist_append(g, uncollectable);
-        }
+        pa_hgc *next = pa_collect_next_tagged(g);
+        if (pa_collect_type(g)->clear == NULL)
+            pa_collect_keep(g, uncollectable);
         g = next;
     }
     /* uncollectable is its own work list: traversing appends to its end. */
@@ -252,16 +512,15 @@ static void pa_collect_split_uncollectable(pa_hgc *unreachable, pa_hgc *uncollec
         pa_collect_traverse(g, pa_collect_visit_move, uncollectable);
 }
 
-/* Cleans the links (no user code may run before), detaches weak references, and takes a
- * reference to every member ("hold"): from here on no member dies before the release pass,
- * so the later passes can walk the list while user code runs. Counts members and pending
- * finalizers. */
-static size_t pa_collect_untag(pa_hgc *unreachable, pa_weakref **queue, size_t *nfinal)
+/* Cleans the links (no user code may run before) and detaches weak references. Returns the
+ * number of pending finalizers. Only needed when a member has weak references or a pending
+ * finalizer: otherwise no user code runs before the clear pass, which reads tagged links. */
+static size_t pa_collect_untag(pa_hgc *unreachable, pa_weakref **queue)
 {
-    size_t n = 0, nf = 0;
+    size_t nf = 0;
     pa_hgc *g = pa_hlist_next(unreachable);
     while (g != unreachable) {
-        pa_hgc *next = (pa_hgc *)(g->next & ~PA_HGC_UNREACHABLE);
+        pa_hgc *next = pa_collect_next_tagged(g);
         g->next = (uintptr_t)next;
         g->prev &= ~PA_HGC_COLLECTING;
         pa_hobj *h = pa_hobj_of(pa_hobj_body(g));
@@ -270,15 +529,12 @@ static size_t pa_collect_untag(pa_hgc *unreachable, pa_weakref **queue, size_t *
             pa_wref_detach(pa_hobj_body(g), queue);
         if (pa_hobj_type(h)->finalize && !(tw & PA_HOBJ_FINALIZED))
             nf++;
-        h->refcnt++;
-        n++;
         g = next;
     }
-    *nfinal = nf;
-    return n;
+    return nf;
 }
 
-/* Runs every pending finalizer. Each member is held (untag); the hold is dropped right after
+/* Runs every pending finalizer. Each member is held (set_aside); the hold is dropped right after
  * its finalizer, so that the resurrection check sees true refcounts. Members may die
  * meanwhile (a finalizer drops a reference): they leave the lists through
  * pa_collect_untrack, so the loop always takes the current first member. */
@@ -308,45 +564,46 @@ static size_t pa_collect_resurrected(pa_hgc *unreachable, pa_hgc *old)
 {
     pa_hgc still;
     pa_hlist_init(&still);
-    pa_collect_update_refs(unreachable);
-    pa_collect_subtract_refs(unreachable);
-    pa_collect_move_unreachable(unreachable, &still, NULL);
+    pa_collect_scan s;
+    pa_collect_examine(unreachable, false, &still, &s);
     pa_hlist_merge(unreachable, old);
-    size_t n = 0;
-    pa_hgc *g = pa_hlist_next(&still);
-    while (g != &still) {
-        pa_hgc *next = (pa_hgc *)(g->next & ~PA_HGC_UNREACHABLE);
-        g->next = (uintptr_t)next;
+    for (pa_hgc *g = pa_hlist_next(&still); g != &still; g = pa_hlist_next(g)) {
+        g->next &= ~PA_HGC_UNREACHABLE;
         g->prev &= ~PA_HGC_COLLECTING;
-        pa_hobj_of(pa_hobj_body(g))->refcnt++;
-        n++;
-        g = next;
     }
     pa_hlist_merge(&still, unreachable);
-    return n;
+    return s.unreachable;
 }
 
 /* Breaks the cycles: every member is held, so clearing them all kills none and the walk is
- * safe (no dealloc chains either); then the holds are released in list order, which frees,
- * in memory order, each object whose references all came from the garbage. A member still
- * referenced after that (a clear that did not drop everything) lives on in old. */
-static void pa_collect_delete(pa_hgc *unreachable, pa_hgc *old)
+ * safe (no dealloc chains either). The links may still carry the tags: no user code walks
+ * this list, and no member leaves it before the release pass. */
+static void pa_collect_clear(pa_hgc *unreachable, bool far)
 {
-    pa_hgc *ahead = pa_hlist_next(unreachable);
+    pa_hgc *ahead = far ? pa_collect_next_tagged(unreachable) : unreachable;
     for (int i = 0; i < PA_PF_AHEAD && ahead != unreachable; i++)
-        ahead = pa_hlist_next(ahead);
-    for (pa_hgc *g = pa_hlist_next(unreachable); g != unreachable; g = pa_hlist_next(g)) {
+        ahead = pa_collect_next_tagged(ahead);
+    for (pa_hgc *g = pa_collect_next_tagged(unreachable); g != unreachable;
+         g = pa_collect_next_tagged(g)) {
         if (ahead != unreachable) {
             pa_collect_traverse(ahead, pa_collect_visit_prefetch, NULL);
-            ahead = pa_hlist_next(ahead);
+            ahead = pa_collect_next_tagged(ahead);
         }
         void *body = pa_hobj_body(g);
         pa_hobj_type(pa_hobj_of(body))->clear(body);
     }
-    while (!pa_hlist_empty(unreachable)) {
-        pa_hgc *g = pa_hlist_next(unreachable);
+}
+
+/* Then the holds are released in list order, which frees, in memory order, each object whose
+ * references all came from the garbage. A member still referenced after that (a clear that
+ * did not drop everything) lives on in old. Each link is read before its member goes, and
+ * the list is dropped whole at the end. */
+static void pa_collect_release(pa_hgc *unreachable, pa_hgc *old)
+{
+    pa_hgc *g = pa_collect_next_tagged(unreachable);
+    while (g != unreachable) {
+        pa_hgc *next = pa_collect_next_tagged(g);
         pa_hobj *h = pa_hobj_of(pa_hobj_body(g));
-        pa_hlist_remove(g);
         if (h->refcnt == 1) {
             h->refcnt = 0;
             pa_collect_ntracked--;
@@ -357,7 +614,9 @@ static void pa_collect_delete(pa_hgc *unreachable, pa_hgc *old)
             h->refcnt--;
             pa_hlist_append(g, old);
         }
+        g = next;
     }
+    pa_hlist_init(unreachable);
 }
 
 static size_t pa_collect_list_size(const pa_hgc *head)
@@ -366,6 +625,17 @@ static size_t pa_collect_list_size(const pa_hgc *head)
     for (const pa_hgc *g = pa_hlist_next(head); g != head; g = pa_hlist_next(g))
         n++;
     return n;
+}
+
+/* Whether a collection of gen examines every object that an edge can lead to: a full one with
+ * nothing frozen, no uncollectable garbage and no finalizer running in pa_hobj_destroy (whose
+ * object is untracked but may be referenced). Untracked objects are then dying ones, which
+ * nothing references, so an edge to an unmarked object leads to one of young that the walk
+ * has not reached yet, and update_refs can be folded into subtract_refs ("whole"). */
+static bool pa_collect_examines_all(int gen)
+{
+    return gen == PA_NGEN - 1 && pa_hlist_empty(&pa_collect_permanent) &&
+           pa_hlist_empty(&pa_collect_garbage) && pa_hobj_finalizing == 0;
 }
 
 static void pa_collect_run(int gen, size_t *ncollected, size_t *nuncollectable)
@@ -384,34 +654,36 @@ static void pa_collect_run(int gen, size_t *ncollected, size_t *nuncollectable)
     pa_hgc unreachable, uncollectable;
     pa_hlist_init(&unreachable);
     pa_hlist_init(&uncollectable);
-    pa_collect_update_refs(young);
-    pa_collect_subtract_refs(young);
-    size_t noclear = 0;
-    size_t survivors = pa_collect_move_unreachable(young, &unreachable, &noclear);
+    pa_collect_scan s;
+    pa_collect_examine(young, pa_collect_examines_all(gen), &unreachable, &s);
     if (gen == PA_NGEN - 2)
-        pa_collect_long_lived_pending += survivors;
+        pa_collect_long_lived_pending += s.kept;
     if (young != old)
         pa_hlist_merge(young, old);
     if (gen == PA_NGEN - 1) {
         pa_collect_long_lived_pending = 0;
-        pa_collect_long_lived_total = survivors;
+        pa_collect_long_lived_total = s.kept;
     }
 
-    size_t nfinal = 0, ncol = 0, nunc = 0;
+    size_t ncol = 0, nunc = 0;
     if (!pa_hlist_empty(&unreachable)) {
-        pa_weakref *queue = NULL;
-        if (noclear) {
+        if (s.noclear) {
             pa_collect_split_uncollectable(&unreachable, &uncollectable);
             nunc = pa_collect_list_size(&uncollectable);
             pa_hlist_merge(&uncollectable, &pa_collect_garbage);
         }
-        ncol = pa_collect_untag(&unreachable, &queue, &nfinal);
-        pa_wref_run(&queue);
-        if (nfinal) {
-            pa_collect_finalize(&unreachable);
-            ncol = pa_collect_resurrected(&unreachable, old);
+        ncol = s.unreachable - nunc;
+        if (s.special) {
+            pa_weakref *queue = NULL;
+            size_t nfinal = pa_collect_untag(&unreachable, &queue);
+            pa_wref_run(&queue);
+            if (nfinal) {
+                pa_collect_finalize(&unreachable);
+                ncol = pa_collect_resurrected(&unreachable, old);
+            }
         }
-        pa_collect_delete(&unreachable, old);
+        pa_collect_clear(&unreachable, s.far);
+        pa_collect_release(&unreachable, old);
     }
     pa_collect_stats[gen].collections++;
     pa_collect_stats[gen].collected += ncol;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pyarena.h"
 #include "pyarena/handle.h"
 
 #define PA_HINTERNAL __attribute__((visibility("hidden")))
@@ -28,9 +29,14 @@
  * plain pointers of a circular doubly linked list. While a collection examines the object:
  *   prev  bit 0 (PA_HGC_COLLECTING) set; bits 2.. hold gc_refs (references not accounted for
  *         by other examined objects) while the object sits in the young list, or the real
- *         prev pointer while it sits in the tentatively-unreachable list;
- *   next  bit 0 (PA_HGC_UNREACHABLE) set while in the tentatively-unreachable list.
- * Every link is clean again before any user code (finalizer, callback, clear) runs. */
+ *         prev pointer while it sits in the tentatively-unreachable list (unless nothing will
+ *         read it there: when the whole young list turns out unreachable and no member has
+ *         a finalizer, weak references or a type without clear, gc_refs stays);
+ *   next  bit 0 (PA_HGC_UNREACHABLE) set while in the tentatively-unreachable list, as long
+ *         as members can still be pulled back from it.
+ * Every link is clean again before any finalizer or weak reference callback runs. clear may
+ * run with the unreachable list still in that state: no user code can reach that list, whose
+ * members the collector holds until it frees them, walking it forwards. */
 typedef struct pa_hgc {
     uintptr_t next;
     uintptr_t prev;
@@ -101,10 +107,9 @@ static inline void pa_hlist_merge(pa_hgc *from, pa_hgc *to)
 }
 
 /* ---- object.c */
-/* Frees an object the collector has cleared and released: untracked, refcount 0, finalizer
- * done or absent. Clears its weak references (running their callbacks) and calls clear once
- * more, in case a callback gave it new handles. */
-PA_HINTERNAL void pa_hobj_free_cleared(void *body);
+/* Finalizers running in pa_hobj_destroy: their objects are untracked meanwhile, yet may be
+ * referenced (a finalizer may store its object anywhere). */
+PA_HINTERNAL extern unsigned pa_hobj_finalizing;
 
 /* ---- collect.c */
 /* Links a new or resurrected object into generation 0 and counts it towards threshold 0. */
@@ -125,5 +130,36 @@ PA_HINTERNAL void pa_wref_detach(void *obj, pa_weakref **queue);
  * first, each object's newest reference first. A reference freed while queued is released
  * without its callback. */
 PA_HINTERNAL void pa_wref_run(pa_weakref **queue);
+/* How many objects have weak references. */
+PA_HINTERNAL size_t pa_wref_objects(void);
+
+/* ---- death of an object (object.c, and the collector's release pass, which inlines it) */
+
+/* The start of the allocation holding body; tw is its type word. */
+static inline void *pa_hobj_base(void *body, uintptr_t tw)
+{
+    return (char *)body - ((tw & PA_HOBJ_GC) ? PA_HANDLE_GC_HEADER : PA_HANDLE_HEADER);
+}
+
+/* Clears the weak references to a dying object and runs their callbacks. */
+static inline void pa_hobj_clear_weakrefs(void *body)
+{
+    if (pa_hobj_of(body)->type & PA_HOBJ_WEAKREFS) {
+        pa_weakref *queue = NULL;
+        pa_wref_detach(body, &queue);
+        pa_wref_run(&queue);
+    }
+}
+
+/* Frees an object the collector has cleared and released: untracked, refcount 0, finalizer
+ * done or absent. Clears its weak references (running their callbacks) and calls clear once
+ * more, in case a callback gave it new handles. */
+static inline void pa_hobj_free_cleared(void *body)
+{
+    pa_hobj_clear_weakrefs(body);
+    pa_hobj *h = pa_hobj_of(body);
+    pa_hobj_type(h)->clear(body);
+    pyarena_free(pa_hobj_base(body, h->type));
+}
 
 #endif

@@ -18,11 +18,7 @@
 #define PA_TRASH_DEPTH 64
 static unsigned pa_hobj_depth;
 static pa_hgc  *pa_hobj_trash;
-
-static void *pa_hobj_base(void *body, uintptr_t tw)
-{
-    return (char *)body - ((tw & PA_HOBJ_GC) ? PA_HANDLE_GC_HEADER : PA_HANDLE_HEADER);
-}
+unsigned pa_hobj_finalizing;
 
 PA_HANDLE_API void *pa_new(const pa_type *type)
 {
@@ -83,18 +79,16 @@ static void pa_hobj_destroy(void *body)
     if (type->finalize && !(h->type & PA_HOBJ_FINALIZED)) {
         h->type |= PA_HOBJ_FINALIZED;
         h->refcnt = 1;   /* the finalizer sees a live object and may keep it */
+        pa_hobj_finalizing++;
         type->finalize(body);
+        pa_hobj_finalizing--;
         if (--h->refcnt != 0) {
             if (h->type & PA_HOBJ_GC)
                 pa_collect_track(pa_hobj_gc(body));
             return;
         }
     }
-    if (h->type & PA_HOBJ_WEAKREFS) {
-        pa_weakref *queue = NULL;
-        pa_wref_detach(body, &queue);
-        pa_wref_run(&queue);
-    }
+    pa_hobj_clear_weakrefs(body);
     if (type->clear)
         type->clear(body);
     pyarena_free(pa_hobj_base(body, h->type));
@@ -124,16 +118,4 @@ PA_HANDLE_API void pa_hobj_dealloc(void *body)
             pa_hobj_depth--;
         }
     }
-}
-
-void pa_hobj_free_cleared(void *body)
-{
-    pa_hobj *h = pa_hobj_of(body);
-    if (h->type & PA_HOBJ_WEAKREFS) {
-        pa_weakref *queue = NULL;
-        pa_wref_detach(body, &queue);
-        pa_wref_run(&queue);
-    }
-    pa_hobj_type(h)->clear(body);
-    pyarena_free(pa_hobj_base(body, h->type));
 }

@@ -199,3 +199,8 @@ void pa_wref_run(pa_weakref **queue)
         r->cb(r, r->arg);   /* may free r */
     }
 }
+
+size_t pa_wref_objects(void)
+{
+    return pa_wref_used;
+}

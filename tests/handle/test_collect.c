@@ -1,6 +1,7 @@
 /* test_collect.c — cycle detection: garbage cycles of every size are found and freed, anything
  * reachable from outside survives, deep graphs, finalizers (once, before any clear, peers
- * alive), resurrection, uncollectable cycles, and re-entrancy from finalizers. */
+ * alive), resurrection, uncollectable cycles, re-entrancy from finalizers, and a clear that
+ * keeps a member alive. */
 #include "handle_test.h"
 
 #include <errno.h>
@@ -314,4 +315,93 @@ Test(collect, collect_inside_a_finalizer_returns_zero)
     pa_gc_get_stats(st);
     cr_assert_eq(st[0].collections + st[1].collections, 0);
     cr_assert_eq(st[2].collections, 1);
+}
+
+/* A finalizer run by refcount (not by the collector) stores its object into a live one and
+ * collects: the object, untracked meanwhile, is reachable from examined objects and must come
+ * out of the collection untouched, tracked again once the finalizer returns. */
+static node *keeper;
+static size_t storing_found = 99;
+static void storing_finalize(void *self)
+{
+    t_link(keeper, &keeper->b, self);
+    storing_found = pa_gc_collect(2);
+}
+
+Test(collect, collect_from_a_finalizer_run_by_refcount)
+{
+    static const pa_type storer = { "storer", sizeof(node), node_trav, node_clr,
+                                    storing_finalize };
+    keeper = t_node(&node_type, 1);
+    node *dead = t_ring(&node_type, 10);   /* garbage for the collection in the finalizer */
+    pa_decref(dead);
+    node *x = t_node(&storer, 2);
+    t_link(x, &x->a, keeper);
+    pa_decref(x);
+    cr_assert_eq(storing_found, 10);
+    cr_assert_eq(keeper->b, x);
+    cr_assert_eq(pa_refcount(x), 1);
+    cr_assert_eq(pa_refcount(keeper), 2);
+    cr_assert_eq(pa_gc_tracked(), 2, "keeper and x, tracked again");
+    cr_assert_eq(pa_gc_collect(2), 0);
+    pa_decref(keeper);   /* the test's reference: keeper and x now form a garbage cycle */
+    cr_assert_eq(pa_gc_collect(2), 2);
+    cr_assert_eq(pa_gc_tracked(), 0);
+}
+
+/* The same, with the object stored into an uncollectable cycle that the finalizer makes and
+ * drops: the collection keeps that cycle, and must leave the finalizer's object alone although
+ * the cycle reaches it. */
+static size_t dropped_found = 99;
+static void dropping_cycle_finalize(void *self)
+{
+    node *u = t_node(&noclear_type, 3), *v = t_node(&noclear_type, 4);
+    u->a = v;
+    t_link(v, &v->a, u);
+    t_link(u, &u->b, self);
+    pa_decref(u);
+    dropped_found = pa_gc_collect(2);
+}
+
+Test(collect, finalizer_object_reached_from_uncollectable_garbage)
+{
+    static const pa_type dropper2 = { "dropper2", sizeof(node), node_trav, node_clr,
+                                      dropping_cycle_finalize };
+    node *x = t_node(&dropper2, 2);
+    pa_decref(x);
+    cr_assert_eq(dropped_found, 2);
+    cr_assert_eq(pa_gc_garbage_count(), 2);
+    cr_assert_eq(pa_refcount(x), 1, "kept by the uncollectable cycle");
+    cr_assert_eq(pa_gc_tracked(), 3);
+    cr_assert_eq(pa_gc_collect(2), 0);
+    cr_assert_eq(pa_gc_tracked(), 3);
+}
+
+/* A clear that moves a member's reference out (into a global) instead of dropping it: that
+ * member outlives the collection in the oldest generation and dies later by refcount. */
+static void *moved_out;
+static void moving_clear(void *self)
+{
+    node *n = self;
+    if (n->id == 0 && moved_out == NULL) {
+        moved_out = n->a;
+        n->a = NULL;
+    }
+    node_clr(self);
+}
+
+Test(collect, member_kept_alive_by_a_clear)
+{
+    static const pa_type mover = { "mover", sizeof(node), node_trav, moving_clear, NULL };
+    node *r = t_ring(&mover, 1000);
+    node *kept = r->a;
+    pa_decref(r);
+    cr_assert_eq(pa_gc_collect(2), 1000);
+    cr_assert_eq(moved_out, kept);
+    cr_assert_eq(pa_refcount(kept), 1);
+    cr_assert_eq(pa_gc_tracked(), 1);
+    cr_assert_eq(pa_gc_collect(2), 0);
+    cr_assert_eq(pa_gc_tracked(), 1);
+    pa_decref(moved_out);
+    cr_assert_eq(pa_gc_tracked(), 0);
 }
