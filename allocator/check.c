@@ -19,8 +19,7 @@
 #include "alloc.h"
 
 PA_HIDDEN uint8_t   pa_mode;
-PA_HIDDEN uint8_t   pa_free_checks = PA_DEFAULT_CHECK == 0 ? PA_FREE_NO_CHECKS
-                                    : PA_DEFAULT_CHECK == 1 ? PA_FREE_FAST_CHECKS : PA_FREE_CAREFUL;
+PA_HIDDEN uint8_t   pa_free_checks = PA_FREE_CHECKS_FOR(PA_DEFAULT_CHECK);
 PA_HIDDEN unsigned  pa_check_level = PA_DEFAULT_CHECK;
 PA_HIDDEN uintptr_t pa_free_key;
 PA_HIDDEN uintptr_t pa_list_key;
@@ -42,8 +41,7 @@ void pa_check_init(void)
     pa_free_key = random_word() | 1;
     if (pa_check_level >= 2)
         pa_list_key = random_word();
-    pa_free_checks = pa_check_level == 0 ? PA_FREE_NO_CHECKS
-                   : pa_check_level == 1 ? PA_FREE_FAST_CHECKS : PA_FREE_CAREFUL;
+    pa_free_checks = PA_FREE_CHECKS_FOR(pa_check_level);
     pa_mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
                         (pa_check_level >= 2 ? PA_MODE_HARDEN : 0));
 }

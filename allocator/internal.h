@@ -233,6 +233,8 @@ PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blo
 #define PA_FREE_FAST_CHECKS 0   /* level 1 */
 #define PA_FREE_NO_CHECKS   1   /* level 0 */
 #define PA_FREE_CAREFUL     2   /* level 2: every local free goes to pa_careful_free */
+#define PA_FREE_CHECKS_FOR(level) \
+    ((level) == 0 ? PA_FREE_NO_CHECKS : (level) == 1 ? PA_FREE_FAST_CHECKS : PA_FREE_CAREFUL)
 PA_HIDDEN extern uint8_t   pa_mode;
 PA_HIDDEN extern uint8_t   pa_free_checks;
 PA_HIDDEN extern unsigned  pa_check_level;     /* PYARENA_CHECK: 0, 1 (default) or 2 */

@@ -19,8 +19,10 @@ static void pool_carve(pa_pool *p, size_t cls)
         pa_link(b, i + 1 < cap ? (pa_block *)(page + (i + 1) * size) : NULL);
         b->mark = pa_free_mark(b);   /* free from the start: a free of it is a double free */
     }
-    if (cap * size < PA_POOL_SIZE)   /* the slack's pseudo-block: see pa_block_start_or_slack */
-        ((pa_block *)(page + cap * size))->mark = pa_free_mark(NULL);
+    if (cap * size < PA_POOL_SIZE) {   /* the slack's pseudo-block: see pa_block_start_or_slack */
+        pa_block *slack = (pa_block *)(page + cap * size);
+        slack->mark = pa_free_mark(slack);
+    }
     p->free = (pa_block *)page;
     p->cls = (uint8_t)cls;
     p->limit = (uint16_t)(cap * size);

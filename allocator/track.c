@@ -13,15 +13,10 @@ static inline uint8_t waste_of(size_t n)
     return (uint8_t)(pa_class_size(n ? pa_class_of(n) : 0) - n);
 }
 
-static inline void note(void *p, size_t n)
+void pa_track_alloc(void *p, size_t n)
 {
     if (likely(p != NULL && pa_owned(p)))   /* else NULL, or a dead thread's block from jemalloc */
         *pa_waste_slot(p) = waste_of(n);
-}
-
-void pa_track_alloc(void *p, size_t n)
-{
-    note(p, n);
 }
 
 /* Stats on with checks at level 0 or 1 (pa_mode == PA_MODE_TRACK): the inline fast path and
@@ -37,7 +32,7 @@ void *pa_track_malloc(size_t n)
 __attribute__((noinline)) void *pa_track_alloc_slow(pa_heap *h, size_t cls, size_t n)
 {
     void *b = pa_heap_alloc_slow(h, cls);
-    note(b, n);
+    pa_track_alloc(b, n);
     return b;
 }
 
