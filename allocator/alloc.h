@@ -96,7 +96,8 @@ static inline __attribute__((always_inline)) uint8_t *pa_waste_slot(const void *
 }
 
 /* Pop a block of class cls from the calling thread's current pool (level 0 or 1). With track
- * (stats on, track.c), n is the request, whose waste goes to the block's slot. */
+ * (stats on, track.c), the request n goes to the block's slot: its low byte is enough, since
+ * the class size minus it, modulo 256, is the waste (0..16), and storing it costs nothing. */
 static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls, size_t n,
                                                                      bool track)
 {
@@ -110,7 +111,7 @@ static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls,
     h->nalloc[cls]++;
     b->mark = 0;
     if (track)
-        *pa_waste_slot(b) = (uint8_t)(pa_class_size(cls) - n);
+        *pa_waste_slot(b) = (uint8_t)n;
     return b;
 }
 
@@ -165,13 +166,17 @@ PA_HIDDEN int    pa_api_trim(void);
 
 /* Stats tracking and PYARENA_CHECK=2 set pa_mode, which sends small mallocs to track.c or the
  * careful paths of check.c; in the default mode that costs one compare and branch, and the
- * calls stay tail calls so the fast paths need no stack frame. Frees need no mode: see
- * pa_small_free. PYARENA_CHECK=0 stays on the fast paths, minus the checks. */
+ * calls stay tail calls so the fast paths need no stack frame. The choice between the two is
+ * made here, off the default path, so that tracking jumps straight to its own fast path; it
+ * reads pa_free_checks (careful at level 2, the rest of pa_mode) rather than pa_mode again,
+ * which would keep pa_mode in a register and cost the default path an instruction.
+ * Frees need no mode: see pa_small_free. PYARENA_CHECK=0 stays on the fast paths, minus the
+ * checks. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
         if (unlikely(pa_mode))
-            return pa_moded_malloc(n);
+            return pa_free_checks == PA_FREE_CAREFUL ? pa_careful_malloc(n) : pa_track_malloc(n);
         return pa_small_alloc(pa_class_of(n));
     }
     return pa_api_malloc_other(n);

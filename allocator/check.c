@@ -153,12 +153,6 @@ void pa_check_freed(pa_pool *p, pa_block *b)
 
 /* ---- the careful paths */
 
-/* The one exit of the inline malloc fast path while pa_mode is set (so it tests it once). */
-void *pa_moded_malloc(size_t n)
-{
-    return pa_mode == PA_MODE_TRACK ? pa_track_malloc(n) : pa_careful_malloc(n);
-}
-
 void *pa_careful_malloc(size_t n)
 {
     size_t cls = n ? pa_class_of(n) : 0;

@@ -23,7 +23,8 @@
 #define PA_REGION_SIZE    ((size_t)1 << PA_REGION_SHIFT) /* 32 MiB = 128 arenas */
 #define PA_REGION_ARENAS  (PA_REGION_SIZE / PA_ARENA_SIZE)
 /* The region's last 2 MiB (8 arena slots) hold the waste table: one byte per 16-byte granule of
- * the arenas before it, written only while stats are on (pages untouched otherwise). */
+ * the arenas before it (a block's first granule holds the low byte of its request, track.c),
+ * written only while stats are on (pages untouched otherwise). */
 #define PA_REGION_USABLE  120                            /* arena slots per region */
 #define PA_WASTE_OFFSET   (PA_REGION_USABLE * PA_ARENA_SIZE)
 #define PA_ADDR_BITS      47                             /* user space of x86-64 / aarch64 (4 levels) */

@@ -220,7 +220,7 @@ PA_HIDDEN void pa_settings_read(void);
 /* ---- track.c: request sizes while stats are on (the waste table, see config.h) */
 PA_HIDDEN extern uint8_t pa_track_on;
 PA_HIDDEN void     pa_track_alloc(void *p, size_t n);
-PA_HIDDEN void    *pa_track_malloc(size_t n);       /* small malloc, stats on, level <= 1 */
+PA_HIDDEN void    *pa_track_malloc(size_t n);       /* n in 1..512, stats on, level <= 1 */
 PA_HIDDEN void    *pa_track_alloc_slow(struct pa_heap *h, size_t cls, size_t n);
 PA_HIDDEN void     pa_track_resize(void *p, size_t n);
 PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blocks */
@@ -243,7 +243,6 @@ PA_HIDDEN extern uintptr_t pa_list_key;        /* free-list pointer encoding, le
 PA_HIDDEN void  pa_check_init(void);
 PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
 PA_HIDDEN void  pa_careful_free(void *ptr);    /* small (owned) */
-PA_HIDDEN void *pa_moded_malloc(size_t n);     /* pa_mode != 0: track.c's or the careful path */
 PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);
 PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_check_live(const void *ptr, const char *fn);

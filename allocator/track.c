@@ -1,30 +1,25 @@
 /* track.c — request sizes of small blocks while stats are on, so the report can tell the bytes
- * the program asked for from the bytes its blocks hold. A malloc writes its block's waste
- * (class size minus request, 0..16) as one byte in its region's waste table; nothing else runs
- * on the fast paths, not even at free: the report sums the bytes of the blocks that are live
- * when it runs, telling live from free by the mark every free block carries (alloc.h). Off
- * (the default), nothing here runs. */
+ * the program asked for from the bytes its blocks hold. A malloc writes the low byte of its
+ * request as its block's byte in the region's waste table; nothing else runs on the fast
+ * paths, not even at free. The report knows each block's class size S, and the waste S - n is
+ * 0..16, so (S - byte) mod 256 gives it back. It sums that over the blocks that are live when
+ * it runs, telling live from free by the mark every free block carries (alloc.h). Every block
+ * the pools hand out is tracked from the start (tracking is set before the first one), so no
+ * live block has a stale byte. Off (the default), nothing here runs. */
 #include "alloc.h"
 
 PA_HIDDEN uint8_t pa_track_on;
 
-static inline uint8_t waste_of(size_t n)
-{
-    return (uint8_t)(pa_class_size(n ? pa_class_of(n) : 0) - n);
-}
-
 void pa_track_alloc(void *p, size_t n)
 {
     if (likely(p != NULL && pa_owned(p)))   /* else NULL, or a dead thread's block from jemalloc */
-        *pa_waste_slot(p) = waste_of(n);
+        *pa_waste_slot(p) = (uint8_t)n;
 }
 
-/* Stats on with checks at level 0 or 1 (pa_mode == PA_MODE_TRACK): the inline fast path and
- * the one store. */
+/* Stats on with checks at level 0 or 1 (pa_mode == PA_MODE_TRACK), n in 1..512 (malloc(0)
+ * takes the careful path, which tracks too): the inline fast path and the one store. */
 void *pa_track_malloc(size_t n)
 {
-    if (unlikely(n == 0))
-        return pa_careful_malloc(0);   /* which tracks too */
     return pa_small_alloc_as(pa_class_of(n), n, true);
 }
 
@@ -39,12 +34,13 @@ __attribute__((noinline)) void *pa_track_alloc_slow(pa_heap *h, size_t cls, size
 /* realloc within the block's class. */
 void pa_track_resize(void *p, size_t n)
 {
-    *pa_waste_slot(p) = waste_of(n);
+    *pa_waste_slot(p) = (uint8_t)n;
 }
 
 /* The waste of p's live blocks. Runs under the arena lock (the pool's page stays mapped) while
  * the owner may be allocating and freeing: each word is read once, and a block changing state
- * meanwhile is counted on one side or the other. */
+ * meanwhile is counted on one side or the other; one caught between its mark and its byte may
+ * show a byte left by an earlier class of the page, so a waste over 16 counts as none. */
 uint64_t pa_track_pool_waste(const pa_pool *p)
 {
     const char *page = pa_pool_page(p);
@@ -52,8 +48,10 @@ uint64_t pa_track_pool_waste(const pa_pool *p)
     uint64_t sum = 0;
     for (size_t off = 0; size && off + size <= limit; off += size) {
         const pa_block *b = (const pa_block *)(page + off);
-        if (__atomic_load_n(&b->mark, __ATOMIC_RELAXED) != pa_free_mark(b))
-            sum += __atomic_load_n(pa_waste_slot(b), __ATOMIC_RELAXED);
+        if (__atomic_load_n(&b->mark, __ATOMIC_RELAXED) != pa_free_mark(b)) {
+            uint8_t w = (uint8_t)(size - __atomic_load_n(pa_waste_slot(b), __ATOMIC_RELAXED));
+            sum += w <= PA_ALIGN ? w : 0;
+        }
     }
     return sum;
 }
