@@ -59,11 +59,16 @@ def _():
     expect(c112["pools"] >= 1000 // 36 + 1, f"class 112 pools {c112['pools']} (36 blocks a pool)")
     expect(c112["in_use"] + c112["free"] == c112["pools"] * (4096 // 112), "in_use + free = capacity")
     s, b = pat["summary"], base["summary"]
-    expect(s["requested_bytes"] - b["requested_bytes"] == 1000 * 100 + 150 * 40,
+    # the edge cases of the waste table: malloc(0), low byte 0, class 512, realloc in place
+    edge_req, edge_waste = 0 * 20 + 256 * 30 + 500 * 40 + 241 * 10, 16 * 20 + 0 + 12 * 40 + 15 * 10
+    expect(s["requested_bytes"] - b["requested_bytes"] == 1000 * 100 + 150 * 40 + edge_req,
            f"requested +{s['requested_bytes'] - b['requested_bytes']}")
-    expect(s["waste_bytes"] - b["waste_bytes"] == 1000 * 12 + 150 * 8,
+    expect(s["waste_bytes"] - b["waste_bytes"] == 1000 * 12 + 150 * 8 + edge_waste,
            f"waste +{s['waste_bytes'] - b['waste_bytes']}")
-    expect(s["block_bytes"] - b["block_bytes"] == 1000 * 112 + 150 * 48, "block bytes")
+    expect(s["block_bytes"] - b["block_bytes"] == 1000 * 112 + 150 * 48 + 16 * 20 + 256 * 40 + 512 * 40,
+           "block bytes")
+    expect(d(256, "in_use") == 40 and d(512, "in_use") == 40 and d(16, "in_use") == 20,
+           f"edge classes: 16 +{d(16, 'in_use')}, 256 +{d(256, 'in_use')}, 512 +{d(512, 'in_use')}")
     expect(s["block_bytes"] == s["requested_bytes"] + s["waste_bytes"], "blocks = requested + waste")
     expect(s["threads"] == b["threads"] == 2, f"threads {s['threads']} vs {b['threads']}")
     expect(s["remote_frees"] - b["remote_frees"] == 50, f"remote frees {s['remote_frees']}")

@@ -4,6 +4,9 @@
  *   1000 blocks of 100 bytes live (1500 allocated, 500 freed)        -> class 112
  *   150 blocks of 40 bytes live (300 allocated, 150 freed, 50 of them by another thread)
  *   10 blocks of 100000 bytes live on the large path
+ *   the request bytes whose low byte alone is kept (track.c): 20 of malloc(0) (waste 16),
+ *   30 of 256 bytes (low byte 0, waste 0), 40 of 500 bytes (class 512, waste 12) and 10 of
+ *   250 bytes shrunk by realloc to 241 within their class (waste 15)
  * `stats_pattern fork` forks; both processes exit normally and print their pid.
  * `stats_pattern close` closes stderr before exit, as coreutils do. */
 #include <pthread.h>
@@ -43,6 +46,18 @@ static void pattern(void)
     pthread_join(t, NULL);
     for (int i = 0; i < 10; i++)
         memset(large[i] = malloc(100000), 2, 100000);
+    static void *volatile edge[100];   /* volatile: unused results would let the compiler drop the mallocs */
+    for (int i = 0; i < 20; i++)
+        edge[i] = malloc(0);
+    for (int i = 20; i < 50; i++)
+        memset(edge[i] = malloc(256), 3, 256);
+    for (int i = 50; i < 90; i++)
+        memset(edge[i] = malloc(500), 4, 500);
+    for (int i = 90; i < 100; i++) {
+        void *p = malloc(250);
+        if ((edge[i] = realloc(p, 241)) != p)
+            abort();   /* shrinking within the class keeps the block */
+    }
 }
 
 int main(int argc, char **argv)
