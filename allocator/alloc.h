@@ -105,7 +105,7 @@ static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls,
     pa_pool *p = h->cur[cls];
     pa_block *b = p->free;
     if (unlikely(b == NULL))
-        return track ? pa_track_alloc_slow(h, cls, n) : pa_heap_alloc_slow(h, cls);
+        return track ? pa_heap_alloc_slow_tracked(h, cls, n) : pa_heap_alloc_slow(h, cls);
     p->free = b->next;
     p->used++;
     h->nalloc[cls]++;

@@ -110,7 +110,7 @@ static void full_remove(pa_heap *h, pa_pool *p)
 /* ---- pool state changes, by the owner (or under pa_heaps_lock for an abandoned heap) */
 
 /* The head has no block left: move it to FULL, unless a remote free slipped in. */
-static bool pool_detach(pa_heap *h, pa_pool *p)
+static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_pool *p)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
     do {
@@ -222,7 +222,7 @@ static pa_heap *thread_start(void)
     return h;
 }
 
-static pa_pool *pool_with_blocks(pa_heap *h, size_t cls)
+static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *h, size_t cls)
 {
     for (;;) {
         pa_pool *p = h->cur[cls];
@@ -247,7 +247,10 @@ static pa_pool *pool_with_blocks(pa_heap *h, size_t cls)
     }
 }
 
-void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
+/* track: stats on, n the request, whose low byte goes to the block's waste slot (track.c);
+ * the blocks of the large path above are not ours to track. */
+static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, size_t cls,
+                                                                   size_t n, bool track)
 {
     if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
         if (h->state == PA_HEAP_DEAD || pa_tls_in_init)
@@ -267,7 +270,20 @@ void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
     p->used++;
     h->nalloc[cls]++;
     pa_check_handout(p, b);
+    if (track)
+        *pa_waste_slot(b) = (uint8_t)n;
     return b;
+}
+
+void *pa_heap_alloc_slow(pa_heap *h, size_t cls)
+{
+    return heap_alloc_slow(h, cls, 0, false);
+}
+
+/* The tracked fast path's miss: one function, so that it stays a tail call. */
+void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n)
+{
+    return heap_alloc_slow(h, cls, n, true);
 }
 
 /* ---- the slow paths of free */

@@ -138,6 +138,7 @@ enum pa_heap_state {
 PA_HIDDEN extern __thread pa_heap *pa_tls_heap __attribute__((tls_model("initial-exec")));
 PA_HIDDEN extern pa_pool pa_empty_pool;
 PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
+PA_HIDDEN void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n);   /* stats on */
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
 PA_HIDDEN void  pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_heap_free_remote(pa_pool *p, pa_block *b);
@@ -221,7 +222,6 @@ PA_HIDDEN void pa_settings_read(void);
 PA_HIDDEN extern uint8_t pa_track_on;
 PA_HIDDEN void     pa_track_alloc(void *p, size_t n);
 PA_HIDDEN void    *pa_track_malloc(size_t n);       /* n in 1..512, stats on, level <= 1 */
-PA_HIDDEN void    *pa_track_alloc_slow(struct pa_heap *h, size_t cls, size_t n);
 PA_HIDDEN void     pa_track_resize(void *p, size_t n);
 PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blocks */
 

@@ -23,14 +23,6 @@ void *pa_track_malloc(size_t n)
     return pa_small_alloc_as(pa_class_of(n), n, true);
 }
 
-/* Out of line even here, so pa_track_malloc stays a leaf with a tail call. */
-__attribute__((noinline)) void *pa_track_alloc_slow(pa_heap *h, size_t cls, size_t n)
-{
-    void *b = pa_heap_alloc_slow(h, cls);
-    pa_track_alloc(b, n);
-    return b;
-}
-
 /* realloc within the block's class. */
 void pa_track_resize(void *p, size_t n)
 {
