@@ -93,7 +93,7 @@ static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
 static bool is_free(const pa_pool *p, const pa_block *b)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
-    return on_list(p, p->free, b) || on_list(p, (const pa_block *)(tf & ~PA_TF_FLAGS), b);
+    return on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b);
 }
 
 /* The fast path saw a pointer that starts no block, or a block carrying the free mark.

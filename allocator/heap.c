@@ -114,7 +114,7 @@ static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_poo
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
     do {
-        if (tf & ~PA_TF_FLAGS)
+        if (pa_tf_stack(tf))
             return false;
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
                                                     memory_order_acq_rel, memory_order_relaxed));
@@ -164,12 +164,12 @@ static void heap_reclaim(pa_heap *h)
         pa_pool *next = p->reclaim_next;
         uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), keep;
         do  /* clear QUEUED and take the blocks; with none, a FULL pool stays DETACHED */
-            keep = (tf & ~PA_TF_FLAGS) ? 0 : (tf & PA_TF_DETACHED);
+            keep = pa_tf_stack(tf) ? 0 : (tf & PA_TF_DETACHED);
         while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, keep,
                                                       memory_order_acquire, memory_order_relaxed));
-        pa_block *first = (pa_block *)(tf & ~PA_TF_FLAGS);
+        pa_block *first = pa_tf_stack(tf);
         if (first) {
-            pa_pool_take(p, first);
+            pa_pool_take(p, first, pa_tf_count(tf));
             if (p->state == PA_POOL_FULL)
                 pool_reattach(h, p);
         }
@@ -331,8 +331,9 @@ void pa_heap_free_remote(pa_pool *p, pa_block *b)
     }
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), nw;
     do {
-        pa_link(b, (pa_block *)(tf & ~PA_TF_FLAGS));
-        nw = (uintptr_t)b | (tf & PA_TF_QUEUED) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
+        pa_link(b, pa_tf_stack(tf));
+        nw = (uintptr_t)b | ((tf & PA_TF_COUNT) + PA_TF_COUNT_ONE) | (tf & PA_TF_QUEUED) |
+             ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, nw,
                                                     memory_order_release, memory_order_relaxed));
     if ((tf & PA_TF_DETACHED) && !(tf & PA_TF_QUEUED)) {

@@ -50,7 +50,11 @@ typedef struct pa_block {
 enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
 
 /* thread_free word: a stack of blocks freed by other threads, with two flags in the low bits
- * (blocks are 16-byte aligned).
+ * (blocks are 16-byte aligned) and the stack's length in the top 16 bits (user addresses
+ * have 47), so that the owner takes the stack without walking it: the blocks were last
+ * written by other cores, and a walk would miss on each of them in turn.
+ *   bits 63..48  blocks on the stack (a pool holds at most 256)
+ *   bits 47..4   the top block
  *   DETACHED  set by the owner, only when the stack is empty, as it moves the pool to FULL:
  *             the next remote freer must queue the pool on the owner's reclaim stack.
  *   QUEUED    the pool sits on its owner's reclaim stack (reclaim_next is in use); set by the
@@ -59,6 +63,20 @@ enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
 #define PA_TF_DETACHED  ((uintptr_t)1)
 #define PA_TF_QUEUED    ((uintptr_t)2)
 #define PA_TF_FLAGS     ((uintptr_t)3)
+#define PA_TF_COUNT_SHIFT 48
+#define PA_TF_COUNT_ONE ((uintptr_t)1 << PA_TF_COUNT_SHIFT)
+#define PA_TF_COUNT     (~(uintptr_t)0 << PA_TF_COUNT_SHIFT)
+_Static_assert(PA_ADDR_BITS <= PA_TF_COUNT_SHIFT, "block addresses stay below the count");
+
+static inline struct pa_block *pa_tf_stack(uintptr_t tf)
+{
+    return (struct pa_block *)(tf & ~(PA_TF_COUNT | PA_TF_FLAGS));
+}
+
+static inline uint32_t pa_tf_count(uintptr_t tf)
+{
+    return (uint32_t)(tf >> PA_TF_COUNT_SHIFT);
+}
 
 /* The owner's free fast path leaves for pa_heap_free_slow when --used == slow_at: for an
  * ATTACHED pool slow_at is 0 (the pool just became empty); for a FULL pool it is
@@ -153,7 +171,7 @@ PA_HIDDEN extern pthread_key_t pa_heap_key;
 /* ---- pool.c */
 PA_HIDDEN void   pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls);
 PA_HIDDEN bool   pa_pool_collect(pa_pool *p);
-PA_HIDDEN void   pa_pool_take(pa_pool *p, pa_block *first);
+PA_HIDDEN void   pa_pool_take(pa_pool *p, pa_block *first, uint32_t n);
 PA_HIDDEN size_t pa_pool_free_count(const pa_pool *p);
 
 /* ---- arena.c (all under pa_arena_lock, taken inside) */

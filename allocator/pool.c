@@ -54,25 +54,28 @@ bool pa_pool_collect(pa_pool *p)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
     do {
-        if ((tf & ~PA_TF_FLAGS) == 0)
+        if (pa_tf_stack(tf) == NULL)
             return false;
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf & PA_TF_QUEUED,
                                                     memory_order_acquire, memory_order_relaxed));
-    pa_pool_take(p, (pa_block *)(tf & ~PA_TF_FLAGS));
+    pa_pool_take(p, pa_tf_stack(tf), pa_tf_count(tf));
     return true;
 }
 
-/* Puts a stack of remote-freed blocks, taken from p's thread_free, on p's local list. */
-void pa_pool_take(pa_pool *p, pa_block *first)
+/* Puts a stack of n remote-freed blocks, taken from p's thread_free, on p's local list. The
+ * stack is never walked (see the thread_free word in internal.h): when the local list is not
+ * empty (the malloc slow path takes stacks only when it is), the stack goes after its end,
+ * which lies in this thread's cache. */
+void pa_pool_take(pa_pool *p, pa_block *first, uint32_t n)
 {
-    pa_block *last = first;
-    uint32_t n = 1;
-    while (pa_next(last)) {
-        last = pa_next(last);
-        n++;
+    if (p->free) {
+        pa_block *last = p->free;
+        while (pa_next(last))
+            last = pa_next(last);
+        pa_link(last, first);
+    } else {
+        p->free = first;
     }
-    pa_link(last, p->free);
-    p->free = first;
     p->used -= n;
     p->owner->nremote += n;
 }

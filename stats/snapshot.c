@@ -13,7 +13,7 @@ static size_t remote_pending(const pa_pool *p)
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
     size_t n = 0;
     size_t cap = pa_pool_capacity(p);
-    for (const pa_block *b = (const pa_block *)(tf & ~PA_TF_FLAGS); b && n < cap; b = pa_next(b))
+    for (const pa_block *b = pa_tf_stack(tf); b && n < cap; b = pa_next(b))
         n++;
     return n;
 }
