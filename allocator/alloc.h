@@ -131,7 +131,7 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
     pa_heap *h = pa_tls_heap;
     pa_block *b = ptr;
     if (unlikely(p->owner != h)) {
-        pa_heap_free_remote(p, b);
+        pa_heap_free_remote(h, p, b);
         return;
     }
     if (likely(pa_free_checks == PA_FREE_FAST_CHECKS)) {

@@ -90,10 +90,21 @@ static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
     return false;
 }
 
+/* Free blocks are on p's local list, its remote stack, or a batch of remote frees that some
+ * thread has not pushed yet (heap.c). Other threads' batches are read without their owners'
+ * consent, as the remote stack is: on_list stays inside the pool whatever it reads. */
 static bool is_free(const pa_pool *p, const pa_block *b)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
-    return on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b);
+    if (on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b))
+        return true;
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
+        pa_remote_batch *r = &h->remote[p->cls];
+        if (__atomic_load_n(&r->pool, __ATOMIC_ACQUIRE) == p &&
+            on_list(p, __atomic_load_n(&r->first, __ATOMIC_RELAXED), b))
+            return true;
+    }
+    return false;
 }
 
 /* The fast path saw a pointer that starts no block, or a block carrying the free mark.
@@ -184,7 +195,7 @@ void pa_careful_free(void *ptr)
         pa_check_free_slow(p, b, "free");
     pa_heap *h = pa_tls_heap;
     if (p->owner != h) {
-        pa_heap_free_remote(p, b);
+        pa_heap_free_remote(h, p, b);
         return;
     }
     pa_check_freed(p, b);

@@ -33,6 +33,12 @@
 
 #define PA_FREE_FILL      0xdb                           /* PYARENA_CHECK=2: free blocks' bytes */
 
+/* A thread batches its frees into another thread's pool, per class, and pushes a batch when
+ * it reaches this many bytes or PA_REMOTE_BATCH_MAX blocks (or at its next malloc slow path,
+ * malloc_trim or exit): at most about 60 KiB per thread wait to go back. */
+#define PA_REMOTE_BATCH_BYTES 2048
+#define PA_REMOTE_BATCH_MAX   16
+
 /* Defaults of the settings (README, "Settings"). */
 #define PA_DEFAULT_CHECK        1      /* cheap checks: double free, invalid pointers */
 #define PA_DEFAULT_ARENA_CACHE  2      /* wholly free arenas kept resident whatever their age */

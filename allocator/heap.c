@@ -180,6 +180,8 @@ static void heap_reclaim(pa_heap *h)
 
 /* ---- the slow path of malloc */
 
+static void batch_push(pa_remote_batch *r);
+
 static pa_heap *heap_new(void)
 {
     size_t need = (sizeof(pa_heap) + 63) & ~(size_t)63;
@@ -252,6 +254,8 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
 static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, size_t cls,
                                                                    size_t n, bool track)
 {
+    if (unlikely(h->remote[cls].pool != NULL))   /* a busy thread's batches go back soon */
+        batch_push(&h->remote[cls]);
     if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
         if (h->state == PA_HEAP_DEAD || pa_tls_in_init)
             return pa_large_alloc(pa_class_size(cls), 0, false);
@@ -307,23 +311,22 @@ void pa_heap_free_slow(pa_heap *h, pa_pool *p)
     pool_release_if_empty(h, p, h->state == PA_HEAP_LIVE);
 }
 
-/* p's owner is not the calling thread (or p is not in use at all: a bad pointer). */
-void pa_heap_free_remote(pa_pool *p, pa_block *b)
+/* ---- remote frees: a block freed by a thread that does not own its pool */
+
+/* Gives the chain first .. last (n blocks, linked) back to p: one CAS onto its thread_free
+ * stack, or under pa_heaps_lock straight onto the local list of an abandoned owner. */
+static void remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
 {
-    if (pa_check_level) {
-        if (unlikely(p->state == PA_POOL_FREE))
-            pa_check_fail("invalid pointer", b, "free", 0);
-        if (unlikely(!pa_block_start(p, b) || b->mark == pa_free_mark(b)))
-            pa_check_free_slow(p, b, "free");
-    }
-    pa_check_freed(p, b);
     pa_heap *owner = p->owner;
     int st = atomic_load_explicit(&owner->state, memory_order_acquire);
     if (unlikely(st == PA_HEAP_ABANDONED)) {
         pthread_mutex_lock(&pa_heaps_lock);
         if (atomic_load_explicit(&owner->state, memory_order_relaxed) == PA_HEAP_ABANDONED) {
-            owner->nremote++;
-            pa_heap_free_local(owner, p, b);
+            owner->nremote += n;
+            for (pa_block *b = first, *next; n--; b = next) {
+                next = pa_next(b);
+                pa_heap_free_local(owner, p, b);
+            }
             pthread_mutex_unlock(&pa_heaps_lock);
             return;
         }
@@ -331,9 +334,9 @@ void pa_heap_free_remote(pa_pool *p, pa_block *b)
     }
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), nw;
     do {
-        pa_link(b, pa_tf_stack(tf));
-        nw = (uintptr_t)b | ((tf & PA_TF_COUNT) + PA_TF_COUNT_ONE) | (tf & PA_TF_QUEUED) |
-             ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
+        pa_link(last, pa_tf_stack(tf));
+        nw = (uintptr_t)first | ((tf & PA_TF_COUNT) + n * PA_TF_COUNT_ONE) |
+             (tf & PA_TF_QUEUED) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, nw,
                                                     memory_order_release, memory_order_relaxed));
     if ((tf & PA_TF_DETACHED) && !(tf & PA_TF_QUEUED)) {
@@ -343,6 +346,64 @@ void pa_heap_free_remote(pa_pool *p, pa_block *b)
         while (!atomic_compare_exchange_weak_explicit(&owner->reclaim, &head, p,
                                                       memory_order_release, memory_order_relaxed));
     }
+}
+
+static void batch_push(pa_remote_batch *r)
+{
+    remote_push(r->pool, r->first, r->last, r->n);
+    r->pool = NULL;
+}
+
+void pa_heap_remote_flush(pa_heap *h)
+{
+    for (size_t c = 0; c < PA_NCLASSES; c++)
+        if (h->remote[c].pool)
+            batch_push(&h->remote[c]);
+}
+
+/* p's owner is not h, the calling thread's heap (or p is not in use at all: a bad pointer).
+ * A live heap batches the block: the CAS on p's thread_free (whose line p's owner writes at
+ * every malloc) is paid once per batch. The block is marked free at once, so a second free
+ * of it is caught meanwhile as any other. */
+void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
+{
+    if (pa_check_level) {
+        if (unlikely(p->state == PA_POOL_FREE))
+            pa_check_fail("invalid pointer", b, "free", 0);
+        if (unlikely(!pa_block_start(p, b) || b->mark == pa_free_mark(b)))
+            pa_check_free_slow(p, b, "free");
+    }
+    pa_check_freed(p, b);
+    if (unlikely(h->state == PA_HEAP_BOOT) && !pa_tls_in_init) {
+        pa_heap *mine = thread_start();   /* a thread that only frees batches too */
+        if (mine)
+            h = mine;
+    }
+    if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE ||
+                 atomic_load_explicit(&p->owner->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
+        /* dead and orphan heaps keep nothing; an abandoned owner takes it at once */
+        pa_link(b, NULL);
+        remote_push(p, b, b, 1);
+        return;
+    }
+    pa_remote_batch *r = &h->remote[p->cls];
+    if (r->pool == p) {
+        pa_link(b, r->first);
+        r->first = b;
+        if (++r->n == r->max)
+            batch_push(r);
+        return;
+    }
+    if (r->pool)
+        batch_push(r);
+    uint32_t max = PA_REMOTE_BATCH_BYTES / p->block_size;
+    r->max = max < PA_REMOTE_BATCH_MAX ? (max > 1 ? max : 1) : PA_REMOTE_BATCH_MAX;
+    pa_link(b, NULL);
+    r->pool = p;
+    r->first = r->last = b;
+    r->n = 1;
+    if (r->max == 1)
+        batch_push(r);
 }
 
 /* ---- whole-heap operations */
@@ -366,8 +427,10 @@ static void heap_collect(pa_heap *h, bool keep_last)
 
 void pa_heap_collect_all(pa_heap *h)
 {
-    if (atomic_load_explicit(&h->state, memory_order_relaxed) == PA_HEAP_LIVE)
+    if (atomic_load_explicit(&h->state, memory_order_relaxed) == PA_HEAP_LIVE) {
+        pa_heap_remote_flush(h);
         heap_collect(h, false);
+    }
 }
 
 /* pthread key destructor: runs at thread exit, before glibc's last frees of the thread. */
@@ -375,6 +438,7 @@ void pa_heap_thread_exit(void *arg)
 {
     pa_heap *h = arg;
     pa_tls_heap = &pa_heap_dead;
+    pa_heap_remote_flush(h);   /* before the lock, which a push to an abandoned owner takes */
     pthread_mutex_lock(&pa_heaps_lock);
     heap_collect(h, false);
     atomic_store_explicit(&h->state, PA_HEAP_ABANDONED, memory_order_release);

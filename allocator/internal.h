@@ -132,6 +132,16 @@ _Static_assert(offsetof(pa_arena, pools) == sizeof(pa_pool), "pools[i - 1] is at
 /* Per-thread heap. Everything but `reclaim` and `state` is touched by the owning thread only
  * (or, once the heap is abandoned, under pa_heaps_lock). Heaps are never unmapped: a heap whose
  * thread exited is adopted by the next new thread, so pool->owner stays valid forever. */
+/* Blocks this thread freed into one pool of another heap, not pushed yet: one CAS pushes the
+ * whole chain (heap.c, "remote frees"). */
+typedef struct pa_remote_batch {
+    pa_pool  *pool;    /* NULL: empty */
+    pa_block *first;   /* chain first .. last, linked with pa_link */
+    pa_block *last;
+    uint32_t  n;       /* blocks in the chain */
+    uint32_t  max;     /* the pool's batch limit: see PA_REMOTE_BATCH_BYTES */
+} pa_remote_batch;
+
 typedef struct pa_heap {
     pa_pool           *cur[PA_NCLASSES];  /* ring head per class; &pa_empty_pool when empty */
     uint64_t           nalloc[PA_NCLASSES]; /* small allocations served, per class */
@@ -142,6 +152,8 @@ typedef struct pa_heap {
     struct pa_heap    *next_abandoned;
     uint64_t           nremote;           /* blocks other threads freed into this heap's pools,
                                              counted when taken back */
+    pa_remote_batch    remote[PA_NCLASSES]; /* this thread's frees into other heaps, by class;
+                                               touched only by the thread (LIVE heaps only) */
 } pa_heap;
 
 enum pa_heap_state {
@@ -159,7 +171,8 @@ PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
 PA_HIDDEN void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n);   /* stats on */
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
 PA_HIDDEN void  pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b);
-PA_HIDDEN void  pa_heap_free_remote(pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_heap_remote_flush(pa_heap *h);   /* pushes every batch of h */
 PA_HIDDEN void  pa_heap_thread_exit(void *heap);
 PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);
 PA_HIDDEN void  pa_heap_fork_prepare(void);

@@ -7,15 +7,12 @@
 #include "alloc.h"
 #include "snapshot.h"
 
-/* Blocks waiting on a pool's remote stack; bounded, since the owner may be taking it. */
+/* Blocks waiting on a pool's remote stack (its length is kept in the word). */
 static size_t remote_pending(const pa_pool *p)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
-    size_t n = 0;
-    size_t cap = pa_pool_capacity(p);
-    for (const pa_block *b = pa_tf_stack(tf); b && n < cap; b = pa_next(b))
-        n++;
-    return n;
+    size_t n = pa_tf_count(tf), cap = pa_pool_capacity(p);
+    return n < cap ? n : cap;
 }
 
 static void walk_arena(pa_arena *a, void *arg)
@@ -43,6 +40,11 @@ static void walk_arena(pa_arena *a, void *arg)
 
 void pa_snapshot_take(pa_snapshot *s)
 {
+    /* The calling thread's batched remote frees go back first (other threads' batches, at most
+     * a few KiB each, count as in use until they do). */
+    pa_heap *self = pa_tls_heap;
+    if (atomic_load_explicit(&self->state, memory_order_relaxed) == PA_HEAP_LIVE)
+        pa_heap_remote_flush(self);
     memset(s, 0, sizeof *s);
     pa_arena_foreach(walk_arena, s);
     pa_arena_counts_get(&s->arenas);

@@ -1,6 +1,7 @@
 /* test_check.c — bad input aborts (PYARENA_CHECK 1 and 2) and nothing else does: double
  * frees, pointers that start no block, freed blocks passed to realloc, writes after free. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 
 #include "helpers.h"
@@ -38,12 +39,55 @@ static void *free_it(void *p)
     return NULL;
 }
 
+/* A remote free waits in the freeing thread's batch (heap.c) before it reaches the pool: a
+ * second free of it, by that thread or any other, is still a double free. */
+static void *free_twice(void *p)
+{
+    pa_free(p);   /* no assertion here: a failing one must not pass for the expected abort */
+    pa_free(p);
+    return NULL;
+}
+
+static sem_t batched, done;
+
+static void *free_and_stay(void *p)
+{
+    pa_free(p);
+    sem_post(&batched);
+    sem_wait(&done);
+    return NULL;
+}
+
 Test(check, double_free_from_another_thread_aborts, .signal = SIGABRT)
 {
     void *p = pa_malloc(100), *keep = pa_malloc(100);
     pa_free(p);
     pthread_t t;
     pthread_create(&t, NULL, free_it, p);
+    pthread_join(t, NULL);
+    (void)keep;
+}
+
+Test(check, double_free_of_a_batched_remote_free_aborts, .signal = SIGABRT)
+{
+    /* the owner is this thread's heap; the frees come from a helper that batches them */
+    void *p = pa_malloc(100), *keep = pa_malloc(100);
+    pthread_t t;
+    pthread_create(&t, NULL, free_twice, p);
+    pthread_join(t, NULL);
+    (void)keep;
+}
+
+Test(check, double_free_of_a_block_batched_by_another_thread_aborts, .signal = SIGABRT)
+{
+    void *p = pa_malloc(100), *keep = pa_malloc(100);
+    sem_init(&batched, 0, 0);
+    sem_init(&done, 0, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, free_and_stay, p);   /* batches p, then waits, alive */
+    sem_wait(&batched);
+    cr_assert_eq(pa_pool_of(p)->used, 2, "the helper's free was pushed, not batched");
+    pthread_create(&t, NULL, free_it, p);          /* a third thread frees p again */
     pthread_join(t, NULL);
     (void)keep;
 }

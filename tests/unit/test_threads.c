@@ -67,6 +67,54 @@ static void *alloc_one(void *arg)
     return NULL;
 }
 
+/* Remote frees wait in the freeing thread's per-class batch, then go back with one push: when
+ * the batch is full, at malloc_trim, at the thread's exit. */
+static sem_t step, resume;
+
+static void *free_some_then_trim(void *arg)
+{
+    void **v = arg;
+    for (int i = 0; i < 3; i++)
+        pa_free(v[i]);
+    sem_post(&step);
+    sem_wait(&resume);
+    pa_api_trim();
+    sem_post(&step);
+    sem_wait(&resume);
+    for (int i = 3; i < 6; i++)
+        pa_free(v[i]);
+    return NULL;   /* exit: the last three go back too */
+}
+
+Test(threads, remote_frees_are_batched_and_pushed_at_trim_and_exit)
+{
+    sem_init(&step, 0, 0);
+    sem_init(&resume, 0, 0);
+    void *v[19];
+    for (int i = 0; i < 19; i++)
+        v[i] = pa_malloc(200);   /* 2 KiB / 208: batches of 9, more than these frees */
+    pa_pool *p = pa_pool_of(v[0]);
+    cr_assert_eq(p->used, 19, "one pool of 19 blocks, all handed out");
+    cr_assert_null(p->free);
+    pthread_t t;
+    pthread_create(&t, NULL, free_some_then_trim, v);
+    sem_wait(&step);
+    cr_assert_eq(pa_tf_count(p->thread_free), 0, "the frees were pushed one by one");
+    sem_post(&resume);
+    sem_wait(&step);
+    cr_assert_eq(pa_tf_count(p->thread_free), 3, "malloc_trim did not push the batch");
+    sem_post(&resume);
+    pthread_join(t, NULL);
+    cr_assert_eq(pa_tf_count(p->thread_free), 6, "thread exit did not push the batch (%u)", pa_tf_count(p->thread_free));
+    void *again[6];
+    for (int i = 0; i < 6; i++)   /* the owner takes them back without a new pool */
+        again[i] = pa_malloc(200);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(pa_pool_of(again[i]), p);
+    cr_assert_eq(p->used, 19, "used %u", p->used);
+    check_ring(pa_tls_heap);
+}
+
 Test(threads, blocks_of_an_exited_thread_can_be_freed_and_its_heap_is_adopted)
 {
     void *mine = pa_malloc(16);   /* the main thread's heap exists */
@@ -120,6 +168,7 @@ Test(threads, full_pool_is_reclaimed_after_a_remote_free)
     sem_wait(&go_free);
     pa_free(blocks[3]);
     pa_free(blocks[4]);
+    pa_api_trim();   /* pushes this thread's batch of remote frees */
     sem_post(&freed);
     pthread_join(t, NULL);
 }
