@@ -106,7 +106,9 @@ static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls,
     pa_block *b = p->free;
     if (unlikely(b == NULL))
         return track ? pa_heap_alloc_slow_tracked(h, cls, n) : pa_heap_alloc_slow(h, cls);
-    p->free = b->next;
+    pa_block *next = b->next;
+    __builtin_prefetch(next);
+    p->free = next;
     p->used++;
     h->nalloc[cls]++;
     b->mark = 0;
