@@ -38,6 +38,7 @@
  * malloc_trim or exit): at most about 60 KiB per thread wait to go back. */
 #define PA_REMOTE_BATCH_BYTES 2048
 #define PA_REMOTE_BATCH_MAX   16
+_Static_assert(PA_REMOTE_BATCH_BYTES / PA_SMALL_MAX >= 2, "every class batches two blocks");
 
 /* Defaults of the settings (README, "Settings"). */
 #define PA_DEFAULT_CHECK        1      /* cheap checks: double free, invalid pointers */

@@ -354,6 +354,15 @@ static void batch_push(pa_remote_batch *r)
     r->pool = NULL;
 }
 
+/* Does batch r of p's frees hold as many blocks as it may: PA_REMOTE_BATCH_MAX, or as many
+ * as fit PA_REMOTE_BATCH_BYTES (at least 2: config.h)? A multiply, not a divide, on every
+ * batched free. */
+static inline bool batch_full(const pa_remote_batch *r, const pa_pool *p)
+{
+    return r->n == PA_REMOTE_BATCH_MAX || (r->n + 1) * p->block_size > PA_REMOTE_BATCH_BYTES;
+}
+
+/* Only a live heap ever batches, so the static boot and dead heaps have nothing to push. */
 void pa_heap_remote_flush(pa_heap *h)
 {
     for (size_t c = 0; c < PA_NCLASSES; c++)
@@ -390,20 +399,17 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
     if (r->pool == p) {
         pa_link(b, r->first);
         r->first = b;
-        if (++r->n == r->max)
+        r->n++;
+        if (batch_full(r, p))
             batch_push(r);
         return;
     }
     if (r->pool)
         batch_push(r);
-    uint32_t max = PA_REMOTE_BATCH_BYTES / p->block_size;
-    r->max = max < PA_REMOTE_BATCH_MAX ? (max > 1 ? max : 1) : PA_REMOTE_BATCH_MAX;
     pa_link(b, NULL);
     r->pool = p;
     r->first = r->last = b;
     r->n = 1;
-    if (r->max == 1)
-        batch_push(r);
 }
 
 /* ---- whole-heap operations */

@@ -138,8 +138,7 @@ typedef struct pa_remote_batch {
     pa_pool  *pool;    /* NULL: empty */
     pa_block *first;   /* chain first .. last, linked with pa_link */
     pa_block *last;
-    uint32_t  n;       /* blocks in the chain */
-    uint32_t  max;     /* the pool's batch limit: see PA_REMOTE_BATCH_BYTES */
+    uint32_t  n;       /* blocks in the chain, below the pool's batch limit (heap.c) */
 } pa_remote_batch;
 
 typedef struct pa_heap {
@@ -172,7 +171,7 @@ PA_HIDDEN void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n);   
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
 PA_HIDDEN void  pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b);
-PA_HIDDEN void  pa_heap_remote_flush(pa_heap *h);   /* pushes every batch of h */
+PA_HIDDEN void  pa_heap_remote_flush(pa_heap *h);   /* pushes every batch of h (any state) */
 PA_HIDDEN void  pa_heap_thread_exit(void *heap);
 PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);
 PA_HIDDEN void  pa_heap_fork_prepare(void);

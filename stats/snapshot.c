@@ -42,9 +42,7 @@ void pa_snapshot_take(pa_snapshot *s)
 {
     /* The calling thread's batched remote frees go back first (other threads' batches, at most
      * a few KiB each, count as in use until they do). */
-    pa_heap *self = pa_tls_heap;
-    if (atomic_load_explicit(&self->state, memory_order_relaxed) == PA_HEAP_LIVE)
-        pa_heap_remote_flush(self);
+    pa_heap_remote_flush(pa_tls_heap);
     memset(s, 0, sizeof *s);
     pa_arena_foreach(walk_arena, s);
     pa_arena_counts_get(&s->arenas);

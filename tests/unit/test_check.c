@@ -39,6 +39,14 @@ static void *free_it(void *p)
     return NULL;
 }
 
+/* Runs fn(arg) on a new thread and waits for it. */
+static void on_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, fn, arg);
+    pthread_join(t, NULL);
+}
+
 /* A remote free waits in the freeing thread's batch (heap.c) before it reaches the pool: a
  * second free of it, by that thread or any other, is still a double free. */
 static void *free_twice(void *p)
@@ -62,9 +70,7 @@ Test(check, double_free_from_another_thread_aborts, .signal = SIGABRT)
 {
     void *p = pa_malloc(100), *keep = pa_malloc(100);
     pa_free(p);
-    pthread_t t;
-    pthread_create(&t, NULL, free_it, p);
-    pthread_join(t, NULL);
+    on_thread(free_it, p);
     (void)keep;
 }
 
@@ -72,9 +78,7 @@ Test(check, double_free_of_a_batched_remote_free_aborts, .signal = SIGABRT)
 {
     /* the owner is this thread's heap; the frees come from a helper that batches them */
     void *p = pa_malloc(100), *keep = pa_malloc(100);
-    pthread_t t;
-    pthread_create(&t, NULL, free_twice, p);
-    pthread_join(t, NULL);
+    on_thread(free_twice, p);
     (void)keep;
 }
 
@@ -87,8 +91,7 @@ Test(check, double_free_of_a_block_batched_by_another_thread_aborts, .signal = S
     pthread_create(&t, NULL, free_and_stay, p);   /* batches p, then waits, alive */
     sem_wait(&batched);
     cr_assert_eq(pa_pool_of(p)->used, 2, "the helper's free was pushed, not batched");
-    pthread_create(&t, NULL, free_it, p);          /* a third thread frees p again */
-    pthread_join(t, NULL);
+    on_thread(free_it, p);                         /* a third thread frees p again */
     (void)keep;
 }
 

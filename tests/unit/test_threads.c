@@ -105,7 +105,8 @@ Test(threads, remote_frees_are_batched_and_pushed_at_trim_and_exit)
     cr_assert_eq(pa_tf_count(p->thread_free), 3, "malloc_trim did not push the batch");
     sem_post(&resume);
     pthread_join(t, NULL);
-    cr_assert_eq(pa_tf_count(p->thread_free), 6, "thread exit did not push the batch (%u)", pa_tf_count(p->thread_free));
+    cr_assert_eq(pa_tf_count(p->thread_free), 6, "thread exit did not push the batch (%u)",
+                 pa_tf_count(p->thread_free));
     void *again[6];
     for (int i = 0; i < 6; i++)   /* the owner takes them back without a new pool */
         again[i] = pa_malloc(200);
