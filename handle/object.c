@@ -19,6 +19,7 @@
 static unsigned pa_hobj_depth;
 static pa_hgc  *pa_hobj_trash;
 unsigned pa_hobj_finalizing;
+unsigned long pa_hobj_user_runs;
 
 PA_HANDLE_API void *pa_new(const pa_type *type)
 {
@@ -80,6 +81,7 @@ static void pa_hobj_destroy(void *body)
         h->type |= PA_HOBJ_FINALIZED;
         h->refcnt = 1;   /* the finalizer sees a live object and may keep it */
         pa_hobj_finalizing++;
+        pa_hobj_user_runs++;
         type->finalize(body);
         pa_hobj_finalizing--;
         if (--h->refcnt != 0) {

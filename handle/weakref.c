@@ -196,6 +196,7 @@ void pa_wref_run(pa_weakref **queue)
             continue;
         }
         r->state = PA_WREF_DEAD;
+        pa_hobj_user_runs++;
         r->cb(r, r->arg);   /* may free r */
     }
 }

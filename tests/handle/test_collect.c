@@ -405,3 +405,70 @@ Test(collect, member_kept_alive_by_a_clear)
     pa_decref(moved_out);
     cr_assert_eq(pa_gc_tracked(), 0);
 }
+
+/* Nothing but clear runs while a plain garbage ring is freed: each member is cleared once. */
+Test(collect, clear_runs_once_per_member)
+{
+    node *r = t_ring(&node_type, 100);
+    pa_decref(r);
+    cr_assert_eq(pa_gc_collect(2), 100);
+    cr_assert_eq(t_cleared, 100);
+}
+
+/* User code that runs during the clear pass (here the finalizer or a weak reference callback
+ * of an untracked object that a member's clear drops) gives members that were already cleared
+ * new handles, by raw pointers: the collector clears them once more before freeing them, so
+ * the object they were given loses those references again. */
+static node *given_to[2];
+static node *gift;
+static void give_handles(void)
+{
+    for (int i = 0; i < 2; i++)
+        if (given_to[i]->a == NULL)
+            t_link(given_to[i], &given_to[i]->a, gift);
+}
+
+static void giving_finalize(void *self)
+{
+    (void)self;
+    give_handles();
+}
+
+static void giving_callback(pa_weakref *ref, void *arg)
+{
+    (void)arg;
+    pa_weakref_free(ref);
+    give_handles();
+}
+
+static void cleared_members_given_handles(bool by_callback)
+{
+    static const pa_type giver = { "giver", 16, NULL, NULL, giving_finalize };
+    static const pa_type plain_leaf = { "plain_leaf", 16, NULL, NULL, NULL };
+    gift = t_node(&node_type, 9);
+    node *x = t_node(&node_type, 1), *y = t_node(&node_type, 2);
+    given_to[0] = x;
+    given_to[1] = y;
+    x->a = y;
+    t_link(y, &y->a, x);
+    y->b = pa_new(by_callback ? &plain_leaf : &giver);
+    cr_assert_not_null(y->b);
+    if (by_callback)
+        cr_assert_not_null(pa_weakref_new(y->b, giving_callback, NULL));
+    pa_decref(x);
+    cr_assert_eq(pa_gc_collect(2), 2);
+    cr_assert_eq(pa_refcount(gift), 1, "the members' handles to gift were dropped");
+    cr_assert_eq(pa_gc_tracked(), 1);
+    pa_decref(gift);
+    cr_assert_eq(pa_gc_tracked(), 0);
+}
+
+Test(collect, cleared_members_given_handles_by_a_finalizer)
+{
+    cleared_members_given_handles(false);
+}
+
+Test(collect, cleared_members_given_handles_by_a_weakref_callback)
+{
+    cleared_members_given_handles(true);
+}
