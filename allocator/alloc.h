@@ -85,7 +85,9 @@ static inline __attribute__((always_inline)) bool pa_block_start_or_slack(const 
 
 static inline __attribute__((always_inline)) uint32_t pa_pool_capacity(const pa_pool *p)
 {
-    return (uint32_t)p->limit / p->block_size;
+    /* limit / block_size without a divide: magic exceeds 2^32 / block_size by less than 1,
+     * so the product's excess is below limit / 2^32 and the floor is exact */
+    return (uint32_t)(((uint64_t)p->limit * p->magic) >> 32);
 }
 
 /* The byte of the waste table (config.h) that belongs to small block p. */

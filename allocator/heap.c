@@ -39,7 +39,7 @@ pa_heap *pa_heap_first(void)
     return __atomic_load_n(&pa_heaps_all, __ATOMIC_ACQUIRE);
 }
 
-/* ---- rings (ATTACHED pools per class, head = allocation pool) and the full list */
+/* ---- rings (ATTACHED pools per class, head = allocation pool) */
 
 static void unpin(pa_pool *p)
 {
@@ -88,25 +88,6 @@ static void ring_remove(pa_heap *h, pa_pool *p)
         p->next->prev = p->prev;
 }
 
-static void full_push(pa_heap *h, pa_pool *p)
-{
-    p->prev = NULL;
-    p->next = h->full;
-    if (p->next)
-        p->next->prev = p;
-    h->full = p;
-}
-
-static void full_remove(pa_heap *h, pa_pool *p)
-{
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        h->full = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-}
-
 /* ---- pool state changes, by the owner (or under pa_heaps_lock for an abandoned heap) */
 
 /* The head has no block left: move it to FULL, unless a remote free slipped in. */
@@ -123,14 +104,12 @@ static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_poo
     p->state = PA_POOL_FULL;
     uint32_t room = pa_pool_capacity(p) >> PA_REATTACH_SHIFT;
     p->slow_at = (uint16_t)(p->used - (room > 2 ? room : 2));
-    full_push(h, p);
     return true;
 }
 
 static void pool_reattach(pa_heap *h, pa_pool *p)
 {
     atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
-    full_remove(h, p);
     p->slow_at = 0;
     p->state = PA_POOL_ATTACHED;
     ring_insert_second(h, p);

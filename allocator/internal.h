@@ -26,9 +26,10 @@
  *             ("dirty") until purged with madvise.
  *   ATTACHED  in its owner heap's ring for its class; head of the ring (heap->cur[cls]) is where
  *             allocation pops from; every other ring member has local free blocks.
- *   FULL      detached from the ring (local free list empty, no remote frees seen) and linked in
- *             its owner's full list. The first local free reattaches it; the first remote free
- *             queues it on the owner's reclaim stack (see thread_free flags).
+ *   FULL      detached from the ring (local free list empty, no remote frees seen), in no list:
+ *             nothing looks for it until a free reaches it. Enough local frees reattach it
+ *             (slow_at); the first remote free queues it on the owner's reclaim stack (see
+ *             thread_free flags).
  */
 #ifndef PA_INTERNAL_H
 #define PA_INTERNAL_H
@@ -100,7 +101,7 @@ typedef struct pa_pool {
     uint16_t           block_size;   /* (cls + 1) * 16 */
     uint16_t           limit;        /* end of the last block: capacity * block_size */
     struct pa_heap    *owner;        /* heap that allocates from it; NULL while FREE */
-    struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FULL: full list; FREE: arena list */
+    struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FREE: arena list; FULL: unused */
     _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
     struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
     uint32_t           magic;        /* ceil(2^32 / block_size): divisibility by a multiply */
@@ -144,7 +145,6 @@ typedef struct pa_remote_batch {
 typedef struct pa_heap {
     pa_pool           *cur[PA_NCLASSES];  /* ring head per class; &pa_empty_pool when empty */
     uint64_t           nalloc[PA_NCLASSES]; /* small allocations served, per class */
-    pa_pool           *full;              /* FULL pools of this heap, any class */
     _Atomic(pa_pool *) reclaim;           /* FULL pools that received remote frees */
     _Atomic int        state;             /* enum pa_heap_state */
     struct pa_heap    *next_all;          /* every heap ever made */

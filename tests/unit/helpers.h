@@ -10,6 +10,16 @@
 #include "alloc.h"
 #include "snapshot.h"
 
+/* FULL pools are in no list: found by walking the arenas. */
+static void check_full_pools(pa_arena *a, void *heap)
+{
+    for (size_t i = 0; i < PA_ARENA_POOLS; i++) {
+        const pa_pool *p = &a->pools[i];
+        if (p->owner == heap && p->state == PA_POOL_FULL)
+            cr_assert_lt(p->slow_at, p->used, "FULL pool past its reattach point");
+    }
+}
+
 static inline void check_ring(const pa_heap *h)
 {
     for (size_t c = 0; c < PA_NCLASSES; c++) {
@@ -31,10 +41,7 @@ static inline void check_ring(const pa_heap *h)
             prev = p;
         }
     }
-    for (const pa_pool *p = h->full; p; p = p->next) {
-        cr_assert_eq(p->state, PA_POOL_FULL);
-        cr_assert_lt(p->slow_at, p->used, "FULL pool past its reattach point");
-    }
+    pa_arena_foreach(check_full_pools, (void *)h);
 }
 
 static inline void check_heap(void)

@@ -17,7 +17,8 @@ Test(pool, fills_one_page_then_detaches_and_moves_on)
     b[CLS64_CAP] = pa_malloc(64);
     cr_assert_neq(page_of(b[CLS64_CAP]), page_of(b[0]), "a full pool handed out another block");
     cr_assert_eq(first->state, PA_POOL_FULL);
-    cr_assert_eq(pa_tls_heap->full, first);
+    cr_assert_neq(pa_tls_heap->cur[pa_class_of(64)], first, "a FULL pool left its ring");
+    cr_assert_eq(pa_tls_heap->cur[pa_class_of(64)]->next, NULL);
     check_heap();
 
     /* It goes back on its ring, behind the current pool, once an eighth of it is free again. */
@@ -27,7 +28,6 @@ Test(pool, fills_one_page_then_detaches_and_moves_on)
     check_heap();
     pa_free(b[CLS64_CAP / 8 - 1]);
     cr_assert_eq(first->state, PA_POOL_ATTACHED);
-    cr_assert_eq(pa_tls_heap->full, NULL);
     cr_assert_eq(pa_tls_heap->cur[pa_class_of(64)]->next, first);
     cr_assert_eq(pa_pool_free_count(first), CLS64_CAP / 8);
     check_heap();
