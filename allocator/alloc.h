@@ -111,7 +111,7 @@ static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls,
     pa_block *next = b->next;
     __builtin_prefetch(next);
     p->free = next;
-    p->used++;
+    p->left++;
     h->nalloc[cls]++;
     b->mark = 0;
     if (track)
@@ -150,7 +150,7 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
     b->mark = pa_free_mark(b);
     b->next = p->free;
     p->free = b;
-    if (unlikely(--p->used == p->slow_at))     /* became empty, or a FULL pool has room again */
+    if (unlikely(--p->left == 0))     /* became empty, or a FULL pool has room again */
         pa_heap_free_slow(h, p);
 }
 

@@ -178,7 +178,7 @@ void *pa_careful_malloc(size_t n)
         if (pa_check_level >= 2 && next && !valid_link(p, next))
             pa_check_fail("corrupted free list (write after free?) at", b, "malloc", p->block_size);
         p->free = next;
-        p->used++;
+        p->left++;
         h->nalloc[cls]++;
         pa_check_handout(p, b);
     }

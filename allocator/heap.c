@@ -45,7 +45,7 @@ static void unpin(pa_pool *p)
 {
     if (p->pinned) {
         p->pinned = 0;
-        p->used--;
+        p->left--;
     }
 }
 
@@ -103,13 +103,16 @@ static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_poo
     ring_remove(h, p);
     p->state = PA_POOL_FULL;
     uint32_t room = pa_pool_capacity(p) >> PA_REATTACH_SHIFT;
-    p->slow_at = (uint16_t)(p->used - (room > 2 ? room : 2));
+    uint16_t left = (uint16_t)(room > 2 ? room : 2);
+    p->slow_at = (uint16_t)(p->left - left);   /* slow_at was 0: used == left */
+    p->left = left;
     return true;
 }
 
 static void pool_reattach(pa_heap *h, pa_pool *p)
 {
     atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
+    p->left = pa_pool_used(p);
     p->slow_at = 0;
     p->state = PA_POOL_ATTACHED;
     ring_insert_second(h, p);
@@ -122,11 +125,11 @@ static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool keep_last)
 {
     if (!keep_last)
         unpin(p);
-    if (p->used != 0 || p->state != PA_POOL_ATTACHED)
+    if (p->state != PA_POOL_ATTACHED || p->left != 0)   /* ATTACHED: left == used */
         return;
     if (keep_last && h->cur[p->cls] == p && p->next == NULL) {
         p->pinned = 1;
-        p->used = 1;
+        p->left = 1;
         return;
     }
     if (atomic_load_explicit(&p->thread_free, memory_order_acquire) & PA_TF_QUEUED)
@@ -250,7 +253,7 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
     }
     pa_block *b = p->free;
     p->free = pa_next(b);
-    p->used++;
+    p->left++;
     h->nalloc[cls]++;
     pa_check_handout(p, b);
     if (track)
@@ -277,7 +280,7 @@ void pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b)
 {
     pa_link(b, p->free);
     p->free = b;
-    if (--p->used == p->slow_at)
+    if (--p->left == 0)
         pa_heap_free_slow(h, p);
 }
 

@@ -79,12 +79,15 @@ static inline uint32_t pa_tf_count(uintptr_t tf)
     return (uint32_t)(tf >> PA_TF_COUNT_SHIFT);
 }
 
-/* The owner's free fast path leaves for pa_heap_free_slow when --used == slow_at: for an
- * ATTACHED pool slow_at is 0 (the pool just became empty); for a FULL pool it is
- * capacity - max(capacity/8, 2), so a full pool goes back on its ring only once an eighth of it
- * (two blocks at least) is free again, instead of ping-ponging between FULL and ATTACHED one
- * block at a time. A pinned pool
- * (the only one of its class) carries +1 in used, so a malloc/free cycle on it never leaves the
+/* The owner's free fast path leaves for pa_heap_free_slow when the pool's used count (blocks
+ * not on its local list) comes down to slow_at: for an ATTACHED pool slow_at is 0 (the pool
+ * just became empty); for a FULL pool it is capacity - max(capacity/8, 2), so a full pool goes
+ * back on its ring only once an eighth of it (two blocks at least) is free again, instead of
+ * ping-ponging between FULL and ATTACHED one block at a time. The descriptor keeps
+ * left = used - slow_at rather than used, so that the fast path's test is a decrement that
+ * sets the flags (`--left == 0`); used is left + slow_at, modulo 2^16 (taking a remote stack
+ * into a FULL pool may take left below 0 until the pool is reattached). A pinned pool (the
+ * only one of its class) carries +1 in used, so a malloc/free cycle on it never leaves the
  * fast path; live blocks = used - pinned. */
 #define PA_REATTACH_SHIFT 3
 
@@ -95,9 +98,10 @@ struct pa_heap;
  * arena header's padding and reads as PA_POOL_FREE. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
-    uint16_t           used;         /* owner: blocks not on `free` (live or remote-freed but not
-                                        collected), + pinned */
-    uint16_t           slow_at;      /* owner: the free fast path's exit, see PA_REATTACH_SHIFT */
+    uint16_t           left;         /* owner: used - slow_at, where used counts the blocks not on
+                                        `free` (live or remote-freed but not collected) + pinned;
+                                        see PA_REATTACH_SHIFT and pa_pool_used */
+    uint16_t           slow_at;      /* owner: used at the free fast path's exit */
     uint16_t           block_size;   /* (cls + 1) * 16 */
     uint16_t           limit;        /* end of the last block: capacity * block_size */
     struct pa_heap    *owner;        /* heap that allocates from it; NULL while FREE */
@@ -114,6 +118,11 @@ typedef struct pa_pool {
 } __attribute__((aligned(64))) pa_pool;
 
 _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");
+
+static inline uint16_t pa_pool_used(const pa_pool *p)
+{
+    return (uint16_t)(p->left + p->slow_at);
+}
 
 /* Arena header: page 0 of the arena. Fields under pa_arena_lock. */
 typedef struct pa_arena {

@@ -38,7 +38,7 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
      * a heap taking it for the same class takes that list as it is. */
     if (p->carved != cls + 1)
         pool_carve(p, cls);
-    p->used = 0;
+    p->left = 0;
     p->slow_at = 0;
     p->owner = owner;
     p->next = p->prev = NULL;
@@ -76,7 +76,7 @@ void pa_pool_take(pa_pool *p, pa_block *first, uint32_t n)
     } else {
         p->free = first;
     }
-    p->used -= n;
+    p->left -= n;
     p->owner->nremote += n;
 }
 

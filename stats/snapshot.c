@@ -26,12 +26,14 @@ static void walk_arena(pa_arena *a, void *arg)
         }
         pa_class_snapshot *c = &s->cls[p->cls];
         size_t pending = remote_pending(p);
-        size_t used = (size_t)p->used - p->pinned;
+        size_t cap = pa_pool_capacity(p);
+        size_t used = (size_t)pa_pool_used(p) - p->pinned;   /* racy reads: keep within bounds */
+        used = used > cap ? cap : used;
         size_t live = used > pending ? used - pending : 0;
         s->remote_frees += pending;
         c->pools++;
         c->in_use += live;
-        c->free += pa_pool_capacity(p) - live;
+        c->free += cap - live;
         s->pools_in_use++;
         if (pa_track_on)
             s->waste += pa_track_pool_waste(p);

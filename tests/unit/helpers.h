@@ -16,7 +16,7 @@ static void check_full_pools(pa_arena *a, void *heap)
     for (size_t i = 0; i < PA_ARENA_POOLS; i++) {
         const pa_pool *p = &a->pools[i];
         if (p->owner == heap && p->state == PA_POOL_FULL)
-            cr_assert_lt(p->slow_at, p->used, "FULL pool past its reattach point");
+            cr_assert_lt(p->slow_at, pa_pool_used(p), "FULL pool past its reattach point");
     }
 }
 
@@ -29,12 +29,12 @@ static inline void check_ring(const pa_heap *h)
             cr_assert_eq(p->cls, c, "pool of class %u on ring %zu", p->cls, c);
             cr_assert_eq(p->owner, h);
             cr_assert_eq(p->prev, prev, "broken back link");
-            cr_assert_leq(p->used - p->pinned, pa_pool_capacity(p));
+            cr_assert_leq(pa_pool_used(p) - p->pinned, pa_pool_capacity(p));
             cr_assert_eq(p->slow_at, 0, "ATTACHED pool with a FULL pool's exit");
             cr_assert_leq(p->pinned, 1);
             if (p->pinned)
                 cr_assert(p == h->cur[c] && p->next == NULL, "pinned pool not alone in its ring");
-            cr_assert_eq(pa_pool_free_count(p) + p->used - p->pinned, pa_pool_capacity(p),
+            cr_assert_eq(pa_pool_free_count(p) + pa_pool_used(p) - p->pinned, pa_pool_capacity(p),
                          "class %zu: free list + used != capacity", c);
             if (prev)
                 cr_assert_not_null(p->free, "non-head ring pool without free blocks");

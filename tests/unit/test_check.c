@@ -90,7 +90,7 @@ Test(check, double_free_of_a_block_batched_by_another_thread_aborts, .signal = S
     pthread_t t;
     pthread_create(&t, NULL, free_and_stay, p);   /* batches p, then waits, alive */
     sem_wait(&batched);
-    cr_assert_eq(pa_pool_of(p)->used, 2, "the helper's free was pushed, not batched");
+    cr_assert_eq(pa_pool_used(pa_pool_of(p)), 2, "the helper's free was pushed, not batched");
     on_thread(free_it, p);                         /* a third thread frees p again */
     (void)keep;
 }

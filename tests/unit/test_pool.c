@@ -13,7 +13,7 @@ Test(pool, fills_one_page_then_detaches_and_moves_on)
     }
     pa_pool *first = pa_pool_of(b[0]);
     cr_assert_eq(pa_pool_capacity(first), CLS64_CAP);
-    cr_assert_eq(first->used, CLS64_CAP);
+    cr_assert_eq(pa_pool_used(first), CLS64_CAP);
     b[CLS64_CAP] = pa_malloc(64);
     cr_assert_neq(page_of(b[CLS64_CAP]), page_of(b[0]), "a full pool handed out another block");
     cr_assert_eq(first->state, PA_POOL_FULL);

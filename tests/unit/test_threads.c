@@ -94,7 +94,7 @@ Test(threads, remote_frees_are_batched_and_pushed_at_trim_and_exit)
     for (int i = 0; i < 19; i++)
         v[i] = pa_malloc(200);   /* 2 KiB / 208: batches of 9, more than these frees */
     pa_pool *p = pa_pool_of(v[0]);
-    cr_assert_eq(p->used, 19, "one pool of 19 blocks, all handed out");
+    cr_assert_eq(pa_pool_used(p), 19, "one pool of 19 blocks, all handed out");
     cr_assert_null(p->free);
     pthread_t t;
     pthread_create(&t, NULL, free_some_then_trim, v);
@@ -112,7 +112,7 @@ Test(threads, remote_frees_are_batched_and_pushed_at_trim_and_exit)
         again[i] = pa_malloc(200);
     for (int i = 0; i < 6; i++)
         cr_assert_eq(pa_pool_of(again[i]), p);
-    cr_assert_eq(p->used, 19, "used %u", p->used);
+    cr_assert_eq(pa_pool_used(p), 19, "used %u", pa_pool_used(p));
     check_ring(pa_tls_heap);
 }
 
