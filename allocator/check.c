@@ -176,7 +176,8 @@ void *pa_careful_malloc(size_t n)
     } else {
         pa_block *next = pa_next(b);
         if (pa_check_level >= 2 && next && !valid_link(p, next))
-            pa_check_fail("corrupted free list (write after free?) at", b, "malloc", p->block_size);
+            pa_check_fail("use after free: free-list link overwritten in freed block", b, "malloc",
+                          p->block_size);
         p->free = next;
         p->left++;
         h->nalloc[cls]++;
