@@ -95,6 +95,10 @@ def dpkg_installed(pkg):
     return "install ok installed" in out
 
 
+def file_name(path):
+    return os.path.basename(path) if path else None
+
+
 def dpkg_version(pkg):
     try:
         return subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
@@ -915,8 +919,9 @@ def main():
         "date": today, "quick": args.quick, "runs": runs, "reference": ref,
         "job_runs": {j["name"]: j["runs"] for j in job_list},
         "elapsed_s": elapsed, "machine": machine_info(),
-        "python": SYSTEM_PYTHON if has_python else None,
-        "allocators": {a["name"]: {"preload": a.get("source", a["preload"]),
+        # file names only: where a library sits on this machine is nobody else's business
+        "python": os.path.basename(SYSTEM_PYTHON) if has_python else None,
+        "allocators": {a["name"]: {"preload": file_name(a.get("source", a["preload"])),
                                    "sha256": a.get("sha256"), "built": a.get("built"),
                                    "version": dpkg_version(a["package"]) if a["package"] else None}
                        for a in allocs},
