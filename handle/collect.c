@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #define PA_NGEN 3
 
@@ -26,6 +28,13 @@ size_t pa_collect_gen0_count;
  * is off, so that the disabled case costs pa_new nothing either. */
 size_t pa_collect_gen0_threshold = 700;
 
+uintptr_t pa_collect_defer_mark;
+/* The whole mark of the last full collection that used them: the next flips its parity. */
+static uintptr_t pa_collect_wmark = PA_HGC_WMARK;
+/* Full collections left to run without whole marks, after one found a gc_refs they cannot
+ * hold (see pa_collect_examine). */
+static unsigned pa_collect_wmark_skip;
+
 static bool   pa_collect_enabled = true;
 static bool   pa_collect_running;              /* no collection starts inside another */
 static size_t pa_collect_ntracked;
@@ -44,8 +53,20 @@ static void pa_collect_retrigger(void)
 
 /* ---- tracking */
 
+/* The whole marks keep gc_refs above bit 47 of the prev word. Linux gives no address above
+ * that unless asked (with a hint to mmap), and neither pyarena nor jemalloc asks. */
+static _Noreturn void pa_collect_wide_address(void)
+{
+    static const char msg[] = "pyarena handles: object address above 2^48: not supported\n";
+    ssize_t rc = write(2, msg, sizeof msg - 1);
+    (void)rc;
+    abort();
+}
+
 void pa_collect_track(pa_hgc *g)
 {
+    if (pa_unlikely((uintptr_t)g >> PA_HGC_WREFS_SHIFT))
+        pa_collect_wide_address();
     pa_hlist_append(g, &pa_collect_gen[0]);
     pa_collect_gen0_count++;
     pa_collect_ntracked++;
@@ -167,7 +188,18 @@ typedef struct pa_collect_scan {
     bool    far;          /* long edges are frequent: prefetch children ahead */
     unsigned seen;        /* PA_COLLECT_* bits that examined objects may have (weak references
                              aside) */
+    uintptr_t mark;       /* whole marks: this collection's (PA_HGC_WMARK | parity); else 0 */
+    pa_hgc *tail;         /* whole marks: the first object pulled back to young, whose prev
+                             word no longer holds its link; NULL while none was */
+    pa_hgc *tail_prev;    /* and the last object of young when it was pulled back */
+    bool    deferred;     /* whole marks, all unreachable: no holds taken yet (see
+                             pa_collect_clear) */
 } pa_collect_scan;
+
+/* How subtract_refs finds gc_refs: update_refs marked the examined set (PART); or the walk and
+ * the edges mark every object as they first meet it, keeping gc_refs in the prev word
+ * (WHOLE) or beside the prev pointer (MARKED: see hobj.h). */
+enum pa_collect_mode { PA_SUB_PART, PA_SUB_WHOLE, PA_SUB_MARKED };
 
 /* State of subtract_refs. Decrements commute: where children lie far away, each edge is
  * queued in a small ring and performed PA_PF_DEPTH edges later, when its prefetch has landed. */
@@ -176,18 +208,45 @@ typedef struct pa_collect_sub {
     size_t in, out;     /* in - out edges queued, at most PA_PF_DEPTH */
     size_t nzero;       /* examined objects at gc_refs 0 */
     bool   queue;       /* queue the edges, else perform them at once */
+    bool   overflow;    /* MARKED: a gc_refs did not fit, or went below 0 */
+    uintptr_t mark;     /* MARKED: the whole mark */
 } pa_collect_sub;
 
-/* whole is a constant at each call site: the visits below are specialised on it. */
-static inline __attribute__((always_inline)) void pa_collect_decref_one(pa_collect_sub *r,
-                                                                        void *child, bool whole)
+/* The whole mark of g, with gc_refs starting as its refcount. A count that does not fit (an
+ * object with 65535 references or more) ends the attempt (pa_collect_examine). */
+static inline uintptr_t pa_collect_wmark_start(const pa_hgc *g, pa_collect_sub *r)
+{
+    size_t rc = pa_hobj_of(pa_hobj_body(g))->refcnt;
+    if (pa_unlikely(rc >= (1u << (64 - PA_HGC_WREFS_SHIFT)) - 1)) {
+        r->overflow = true;
+        rc = 0;
+    }
+    return (g->prev & PA_HGC_PTR) | ((uintptr_t)rc << PA_HGC_WREFS_SHIFT) | r->mark;
+}
+
+/* mode is a constant at each call site: the visits below are specialised on it. */
+static inline __attribute__((always_inline)) void
+pa_collect_decref_one(pa_collect_sub *r, void *child, enum pa_collect_mode mode)
 {
     if (!(pa_hobj_of(child)->type & PA_HOBJ_GC))
         return;
     pa_hgc *g = pa_hobj_gc(child);
     uintptr_t pv = g->prev;
+    if (mode == PA_SUB_MARKED) {
+        if ((pv & PA_HGC_TAGS) != r->mark)
+            pv = pa_collect_wmark_start(g, r);   /* met before the walk reached it */
+        if (pa_unlikely(pv < 2 * PA_HGC_WREFS_ONE)) {   /* gc_refs <= 1 */
+            if (pv < PA_HGC_WREFS_ONE) {   /* more edges than references: see below */
+                r->overflow = true;
+                return;
+            }
+            r->nzero++;
+        }
+        g->prev = pv - PA_HGC_WREFS_ONE;
+        return;
+    }
     if (!(pv & PA_HGC_COLLECTING)) {
-        if (!whole)
+        if (mode == PA_SUB_PART)
             return;   /* outside the examined set */
         pv = pa_collect_refs_start(g);   /* examined, and met before the walk reached it */
     }
@@ -201,30 +260,35 @@ static inline __attribute__((always_inline)) void pa_collect_decref_one(pa_colle
 /* The edges of one object are queued, or performed at once, as r->queue says. A flag rather
  * than two visit functions: the call site in a traverse function that has seen two targets
  * is predicted more slowly from then on (8 % on a ring that fits in cache). */
-static inline __attribute__((always_inline)) void pa_collect_visit_sub(void *child, void *arg,
-                                                                       bool whole)
+static inline __attribute__((always_inline)) void
+pa_collect_visit_sub(void *child, void *arg, enum pa_collect_mode mode)
 {
     if (child == NULL)
         return;
     pa_collect_sub *r = arg;
     if (pa_likely(!r->queue)) {
-        pa_collect_decref_one(r, child, whole);
+        pa_collect_decref_one(r, child, mode);
         return;
     }
     pa_collect_prefetch(child);
     r->child[r->in++ & (PA_PF_DEPTH - 1)] = child;
     if (r->in - r->out == PA_PF_DEPTH)
-        pa_collect_decref_one(r, r->child[r->out++ & (PA_PF_DEPTH - 1)], whole);
-}
-
-static void pa_collect_visit_decref_whole(void *child, void *arg)
-{
-    pa_collect_visit_sub(child, arg, true);
+        pa_collect_decref_one(r, r->child[r->out++ & (PA_PF_DEPTH - 1)], mode);
 }
 
 static void pa_collect_visit_decref_part(void *child, void *arg)
 {
-    pa_collect_visit_sub(child, arg, false);
+    pa_collect_visit_sub(child, arg, PA_SUB_PART);
+}
+
+static void pa_collect_visit_decref_whole(void *child, void *arg)
+{
+    pa_collect_visit_sub(child, arg, PA_SUB_WHOLE);
+}
+
+static void pa_collect_visit_decref_marked(void *child, void *arg)
+{
+    pa_collect_visit_sub(child, arg, PA_SUB_MARKED);
 }
 
 static inline bool pa_collect_is_far(const void *child, const pa_hgc *parent)
@@ -243,11 +307,20 @@ static size_t pa_collect_count_far(const pa_collect_sub *r, size_t first, const 
     return n;
 }
 
-/* The walk of subtract_refs reaches g: marks it if whole and no edge has, then holds it (see
- * pa_collect_examine), gc_refs having been read. */
-static inline void pa_collect_walk_reach(pa_hgc *g, bool whole, pa_collect_sub *r)
+/* The walk of subtract_refs reaches g: marks it if no edge has (WHOLE, MARKED), then holds it
+ * (see pa_collect_examine; not MARKED), gc_refs having been read. */
+static inline __attribute__((always_inline)) void
+pa_collect_walk_reach(pa_hgc *g, enum pa_collect_mode mode, pa_collect_sub *r)
 {
-    if (whole && !(g->prev & PA_HGC_COLLECTING)) {
+    if (mode == PA_SUB_MARKED) {
+        if ((g->prev & PA_HGC_TAGS) != r->mark) {
+            g->prev = pa_collect_wmark_start(g, r);
+            if (g->prev < PA_HGC_WREFS_ONE)
+                r->nzero++;
+        }
+        return;
+    }
+    if (mode == PA_SUB_WHOLE && !(g->prev & PA_HGC_COLLECTING)) {
         g->prev = pa_collect_refs_start(g);
         if ((g->prev >> PA_HGC_REFS_SHIFT) == 0)
             r->nzero++;
@@ -276,28 +349,32 @@ static inline void pa_collect_probe_edges(pa_collect_probe *p, size_t nobj,
 }
 
 /* Removes the references examined objects hold to each other: what is left of gc_refs comes
- * from outside the examined set. whole: the objects are marked here, as the walk or an edge
- * first meets them, instead of by update_refs (s->pending: how many update_refs left at 0).
- * Holds every object. Sets s->pending to how many objects are at 0, s->examined, s->seen and
+ * from outside the examined set. WHOLE, MARKED: the objects are marked here, as the walk or an
+ * edge first meets them, instead of by update_refs (s->pending: how many update_refs left at
+ * 0). Holds every object, except MARKED. Sets s->pending to how many objects are at 0, s->examined, s->seen and
  * s->far (long edges are frequent). One object in PA_PF_SAMPLE has its edges queued and
  * measured whatever the mode (measuring every edge would cost near graphs more than the
  * prefetching saves on far ones); after every PA_PF_CHUNK objects, the samples of the chunk
  * choose the mode of the next. */
-static inline __attribute__((always_inline)) void
-pa_collect_subtract_walk(pa_hgc *head, bool whole, pa_collect_scan *s)
+static inline __attribute__((always_inline)) bool
+pa_collect_subtract_walk(pa_hgc *head, enum pa_collect_mode mode, pa_collect_scan *s)
 {
     pa_collect_sub r;
     r.in = r.out = 0;
     r.nzero = s->pending;
     r.queue = true;
-    pa_visit_fn visit = whole ? pa_collect_visit_decref_whole : pa_collect_visit_decref_part;
+    r.overflow = false;
+    r.mark = s->mark;
+    pa_visit_fn visit = mode == PA_SUB_MARKED ? pa_collect_visit_decref_marked
+                        : mode == PA_SUB_WHOLE ? pa_collect_visit_decref_whole
+                                               : pa_collect_visit_decref_part;
     pa_collect_probe probe = { .pf = true };
     size_t nobj = 0;
     const pa_type *type = NULL;
     unsigned seen = 0;
     for (pa_hgc *g = pa_hlist_next(head), *next; g != head; g = next) {
         next = pa_hlist_next(g);   /* visits write no next word */
-        pa_collect_walk_reach(g, whole, &r);
+        pa_collect_walk_reach(g, mode, &r);
         if (pa_unlikely(pa_collect_type(g) != type)) {
             type = pa_collect_type(g);
             seen |= pa_collect_type_bits(type);
@@ -313,19 +390,45 @@ pa_collect_subtract_walk(pa_hgc *head, bool whole, pa_collect_scan *s)
         r.queue = probe.pf;
     }
     while (r.out != r.in)
-        pa_collect_decref_one(&r, r.child[r.out++ & (PA_PF_DEPTH - 1)], whole);
+        pa_collect_decref_one(&r, r.child[r.out++ & (PA_PF_DEPTH - 1)], mode);
     s->pending = r.nzero;
     s->examined = nobj;
     s->seen = seen;
     s->far = PA_PF_FAR(probe.nfar + probe.chunk_far, nobj / PA_PF_SAMPLE);
+    return !r.overflow;
 }
 
-static void pa_collect_subtract_refs(pa_hgc *head, bool whole, pa_collect_scan *s)
+/* One copy of the walk per mode. Returns false if MARKED overflowed (nothing else changed
+ * then but the marks). */
+static bool pa_collect_subtract_refs(pa_hgc *head, enum pa_collect_mode mode, pa_collect_scan *s)
 {
-    if (whole)
-        pa_collect_subtract_walk(head, true, s);
-    else
-        pa_collect_subtract_walk(head, false, s);
+    switch (mode) {
+    case PA_SUB_PART:  return pa_collect_subtract_walk(head, PA_SUB_PART, s);
+    case PA_SUB_WHOLE: return pa_collect_subtract_walk(head, PA_SUB_WHOLE, s);
+    default:           return pa_collect_subtract_walk(head, PA_SUB_MARKED, s);
+    }
+}
+
+/* A member of the unreachable list, found reachable: back to the end of young, where the scan
+ * loop will reach it and scan its children in turn. pv: its prev word. */
+static void pa_collect_pull_back(pa_hgc *g, uintptr_t pv, pa_collect_scan *s)
+{
+    pa_hgc *young = s->young;
+    pa_hgc *p = (pa_hgc *)(pv & ~PA_HGC_COLLECTING);
+    pa_hgc *n = pa_collect_next_tagged(g);
+    p->next = (p->next & PA_HGC_UNREACHABLE) | (uintptr_t)n;
+    n->prev = (n->prev & PA_HGC_COLLECTING) | (uintptr_t)p;
+    pa_hgc *last = pa_hlist_prev(young);
+    if (s->mark && s->tail == NULL) {
+        s->tail = g;
+        s->tail_prev = last;
+    }
+    last->next = (uintptr_t)g;
+    g->next = (uintptr_t)young;
+    young->prev = (uintptr_t)g;
+    g->prev = PA_HGC_REFS_ONE | PA_HGC_COLLECTING;
+    s->pulled++;
+    s->pending--;
 }
 
 /* Visit of a child of an object known to be reachable: the child is reachable too. */
@@ -339,22 +442,27 @@ static void pa_collect_visit_reachable(void *child, void *arg)
         return;   /* outside the examined set, or already scanned as reachable */
     pa_collect_scan *s = arg;
     if (g->next & PA_HGC_UNREACHABLE) {
-        /* Was put aside as unreachable before we knew better: back to the end of young, where
-         * the scan loop will reach it and scan its children in turn. */
-        pa_hgc *young = s->young;
-        pa_hgc *p = (pa_hgc *)(pv & ~PA_HGC_COLLECTING);
-        pa_hgc *n = pa_collect_next_tagged(g);
-        p->next = (p->next & PA_HGC_UNREACHABLE) | (uintptr_t)n;
-        n->prev = (n->prev & PA_HGC_COLLECTING) | (uintptr_t)p;
-        pa_hgc *last = pa_hlist_prev(young);
-        last->next = (uintptr_t)g;
-        g->next = (uintptr_t)young;
-        young->prev = (uintptr_t)g;
-        g->prev = PA_HGC_REFS_ONE | PA_HGC_COLLECTING;
-        s->pulled++;
-        s->pending--;
+        pa_collect_pull_back(g, pv, s);
     } else if ((pv >> PA_HGC_REFS_SHIFT) == 0) {
         g->prev = PA_HGC_REFS_ONE | PA_HGC_COLLECTING;   /* still ahead of the scan in young */
+        s->pending--;
+    }
+}
+
+/* The same with whole marks: young holds marked objects (gc_refs beside the prev pointer) and,
+ * at its end, pulled back ones (gc_refs 1 as above); a scanned object has a plain link. */
+static void pa_collect_visit_reachable_marked(void *child, void *arg)
+{
+    if (child == NULL || !(pa_hobj_of(child)->type & PA_HOBJ_GC))
+        return;
+    pa_hgc *g = pa_hobj_gc(child);
+    uintptr_t pv = g->prev;
+    pa_collect_scan *s = arg;
+    if (pv & PA_HGC_COLLECTING) {
+        if (g->next & PA_HGC_UNREACHABLE)
+            pa_collect_pull_back(g, pv, s);
+    } else if ((pv & PA_HGC_TAGS) == s->mark && (pv >> PA_HGC_WREFS_SHIFT) == 0) {
+        g->prev = pv + PA_HGC_WREFS_ONE;   /* still ahead of the scan in young */
         s->pending--;
     }
 }
@@ -399,41 +507,74 @@ static inline void pa_collect_set_aside(pa_hgc *g, pa_hgc *unreachable)
     unreachable->prev = (uintptr_t)g;
 }
 
+/* gc_refs > 0, from a prev word of young (marked: see pa_collect_visit_reachable_marked). */
+static inline bool pa_collect_refs_nonzero(uintptr_t pv, bool marked)
+{
+    if (marked)
+        return (pv & PA_HGC_COLLECTING) || (pv >> PA_HGC_WREFS_SHIFT);
+    return pv >> PA_HGC_REFS_SHIFT;
+}
+
+/* The scan found nothing left to rescue at g (prev: the last object kept before it). Without
+ * whole marks, every prev word from g on holds gc_refs: pa_collect_relink. With them, those of
+ * the objects not yet scanned are links still, and right but g's (its predecessors may have
+ * been set aside); only the pulled back ones at the end (s->tail on, with the hold they took
+ * when set aside) need relinking, or everything from g if the scan is among them already. */
+static void pa_collect_relink_marked(pa_hgc *young, pa_hgc *prev, pa_hgc *g, pa_collect_scan *s)
+{
+    if (g->prev & PA_HGC_COLLECTING) {
+        pa_collect_relink(young, prev, g);
+        return;
+    }
+    g->prev = (uintptr_t)prev;
+    if (s->tail)
+        pa_collect_relink(young, s->tail_prev, s->tail);
+}
+
 /* Scans young in order. An object with gc_refs > 0 is reachable: its children are marked
  * reachable (pulled back from the unreachable list if already there), its prev link is
  * restored and its hold released. An object with gc_refs == 0 goes to the unreachable list,
  * tentatively. Once no object is left at 0, the rest of young is only relinked. young is
  * singly linked meanwhile (prev words hold gc_refs), except young->prev, its last element,
  * which the visit appends at and which is kept right when that element leaves. s->pending
- * must hold the number of objects at gc_refs 0. */
-static void pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, pa_collect_scan *s)
+ * must hold the number of objects at gc_refs 0. marked: whole marks, where only the objects
+ * set aside are held (from then on, pulled back or not), and links survive (above). */
+static inline __attribute__((always_inline)) void
+pa_collect_move_unreachable_as(pa_hgc *young, pa_hgc *unreachable, pa_collect_scan *s,
+                               bool marked)
 {
     s->young = young;
     s->pulled = 0;
+    s->tail = NULL;
+    pa_visit_fn reach = marked ? pa_collect_visit_reachable_marked : pa_collect_visit_reachable;
     pa_hgc *prev = young;
     pa_hgc *g = pa_hlist_next(young);
     /* PA_PF_AHEAD objects on: its children are being prefetched */
     pa_hgc *ahead = s->far ? g : young;
     for (int i = 0; i < PA_PF_AHEAD && ahead != young; i++)
         ahead = pa_hlist_next(ahead);
-    size_t kept = 0, moved = 0, noclear = 0;
+    size_t moved = 0, noclear = 0;
     unsigned what = 0;
     while (g != young) {
         if (s->pending == 0) {
-            kept += pa_collect_relink(young, prev, g);
+            if (marked)
+                pa_collect_relink_marked(young, prev, g, s);
+            else
+                pa_collect_relink(young, prev, g);
             break;
         }
         if (ahead != young) {
-            if (ahead->prev >> PA_HGC_REFS_SHIFT)
+            if (pa_collect_refs_nonzero(ahead->prev, marked))
                 pa_collect_traverse(ahead, pa_collect_visit_prefetch, NULL);
             ahead = pa_hlist_next(ahead);
         }
-        if (g->prev >> PA_HGC_REFS_SHIFT) {
-            pa_collect_traverse(g, pa_collect_visit_reachable, s);
+        uintptr_t pv = g->prev;
+        if (pa_collect_refs_nonzero(pv, marked)) {
+            pa_collect_traverse(g, reach, s);
             g->prev = (uintptr_t)prev;
-            pa_hobj_of(pa_hobj_body(g))->refcnt--;   /* reachable: the hold goes */
+            if (!marked || (pv & PA_HGC_COLLECTING))
+                pa_hobj_of(pa_hobj_body(g))->refcnt--;   /* reachable: the hold goes */
             prev = g;
-            kept++;
             g = pa_hlist_next(g);   /* read after the visit: it may have appended after g */
         } else {
             pa_hgc *next = pa_hlist_next(g);
@@ -441,6 +582,8 @@ static void pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, pa_c
             if (next == young)
                 young->prev = (uintptr_t)prev;
             pa_collect_set_aside(g, unreachable);
+            if (marked)
+                pa_hobj_of(pa_hobj_body(g))->refcnt++;
             unsigned w = pa_collect_bits(g);
             moved++;
             noclear += w & PA_COLLECT_NOCLEAR;
@@ -449,10 +592,18 @@ static void pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, pa_c
         }
     }
     /* Counted as they went: the visits change only pending and pulled meanwhile. */
-    s->kept = kept;
     s->unreachable = moved - s->pulled;
+    s->kept = s->examined - s->unreachable;
     s->noclear = noclear;
     s->special = what & PA_COLLECT_SPECIAL;
+}
+
+static void pa_collect_move_unreachable(pa_hgc *young, pa_hgc *unreachable, pa_collect_scan *s)
+{
+    if (s->mark)
+        pa_collect_move_unreachable_as(young, unreachable, s, true);
+    else
+        pa_collect_move_unreachable_as(young, unreachable, s, false);
 }
 
 /* Hands the whole of young over to unreachable, in the same order, links as they are. */
@@ -470,19 +621,25 @@ static void pa_collect_hand_over(pa_hgc *young, pa_hgc *unreachable)
  * (split_uncollectable tells members by it); the next words need none, as nothing will be
  * pulled back. When no object can have a finalizer, weak references or a type without clear,
  * nothing before the release pass reads the prev words at all: they keep gc_refs, and the
- * walk is saved. */
+ * walk is saved. With whole marks the walk also takes the holds; without it the clear pass
+ * does (s->deferred). */
 static void pa_collect_move_all(pa_hgc *young, pa_hgc *unreachable, pa_collect_scan *s)
 {
     size_t noclear = 0;
     unsigned what = 0;
+    s->deferred = false;
     if (s->seen || pa_wref_objects()) {
         pa_hgc *last = unreachable;
         for (pa_hgc *g = pa_hlist_next(young); g != young; last = g, g = pa_hlist_next(g)) {
             g->prev = (uintptr_t)last | PA_HGC_COLLECTING;
+            if (s->mark)
+                pa_hobj_of(pa_hobj_body(g))->refcnt++;
             unsigned w = pa_collect_bits(g);
             noclear += w & PA_COLLECT_NOCLEAR;
             what |= w;
         }
+    } else {
+        s->deferred = s->mark != 0;
     }
     pa_collect_hand_over(young, unreachable);
     s->kept = 0;
@@ -491,16 +648,48 @@ static void pa_collect_move_all(pa_hgc *young, pa_hgc *unreachable, pa_collect_s
     s->special = what & PA_COLLECT_SPECIAL;
 }
 
+/* Full collections of a big heap would otherwise spend a pass in ten on nothing. */
+#define PA_WMARK_SKIP 16
+
 /* Examines the objects of young: those not reachable from outside go to unreachable (links
  * as move_unreachable or move_all leave them). Each of them is held: a reference is taken to
  * every object of young while gc_refs are computed, and given back when it proves reachable;
  * until the release pass no member can die, whatever user code does meanwhile. whole: see
- * pa_collect_examines_all. */
+ * pa_collect_examines_all.
+ * A whole collection uses whole marks (hobj.h), which keep the links: when everything is
+ * reachable, as in a full collection of a heap that holds little garbage, nothing is left to
+ * do after subtract_refs; the holds are taken only on objects found unreachable, then. An
+ * object with 65535 references or more (or a traverse that visits more handles than its
+ * object holds) does not fit the marks: the collection starts again without them, and so do
+ * the next PA_WMARK_SKIP whole ones. */
 static void pa_collect_examine(pa_hgc *young, bool whole, pa_hgc *unreachable,
                                pa_collect_scan *s)
 {
+    s->mark = 0;
+    s->deferred = false;
+    if (whole && pa_collect_wmark_skip == 0) {
+        pa_collect_wmark ^= PA_HGC_WPARITY;
+        s->mark = pa_collect_wmark;
+        s->pending = 0;
+        if (pa_collect_subtract_refs(young, PA_SUB_MARKED, s)) {
+            if (s->pending == 0) {
+                s->kept = s->examined;
+                s->unreachable = s->pulled = s->noclear = 0;
+                s->special = false;
+            } else if (s->pending == s->examined) {
+                pa_collect_move_all(young, unreachable, s);
+            } else {
+                pa_collect_move_unreachable(young, unreachable, s);
+            }
+            return;
+        }
+        s->mark = 0;
+        pa_collect_wmark_skip = PA_WMARK_SKIP;
+    } else if (whole) {
+        pa_collect_wmark_skip--;
+    }
     s->pending = whole ? 0 : pa_collect_update_refs(young);
-    pa_collect_subtract_refs(young, whole, s);
+    pa_collect_subtract_refs(young, whole ? PA_SUB_WHOLE : PA_SUB_PART, s);
     if (s->examined && s->pending == s->examined)
         pa_collect_move_all(young, unreachable, s);
     else
@@ -637,17 +826,30 @@ static inline bool pa_collect_free_dropped(pa_hgc *g, unsigned long runs)
  * object). Only while freeing runs no user code: no finalizer or callback has run since the
  * pass began (runs) and it has no weak references; the release pass sees to the others, which
  * stay linked by their next words. Not where edges are long (far): few members qualify, and
- * the gaps they leave cost the release walk more than it saves (random chords: 28 -> 35 ns). */
-static void pa_collect_clear(pa_hgc *unreachable, bool far, unsigned long runs)
+ * the gaps they leave cost the release walk more than it saves (random chords: 28 -> 35 ns).
+ * defer (s->deferred: the whole mark of the members): the holds are taken here, PA_PF_AHEAD
+ * members ahead of the one cleared, and pa_hobj_dealloc leaves to the collector a member that
+ * a clear drops to 0 before its hold (left at 0, it is held from 0 to 1 later). */
+static void pa_collect_clear(pa_hgc *unreachable, bool far, unsigned long runs, uintptr_t defer)
 {
-    pa_hgc *ahead = far ? pa_collect_next_tagged(unreachable) : unreachable;
-    for (int i = 0; i < PA_PF_AHEAD && ahead != unreachable; i++)
+    /* PA_PF_AHEAD members on: prefetched (far) and held (defer); near, the next member is
+     * far enough for the holds (an ahead walk of its own would cost 1.7 ns per object on a
+     * ring of 1M) */
+    pa_hgc *ahead = far || defer ? pa_collect_next_tagged(unreachable) : unreachable;
+    for (int i = 0, n = far ? PA_PF_AHEAD : 1; i < n && ahead != unreachable; i++) {
+        if (defer)
+            pa_hobj_of(pa_hobj_body(ahead))->refcnt++;
         ahead = pa_collect_next_tagged(ahead);
+    }
+    pa_collect_defer_mark = defer;
     pa_hgc *kept = unreachable, *behind = NULL;   /* last member kept; the one cleared last */
     for (pa_hgc *g = pa_collect_next_tagged(unreachable), *next; g != unreachable; g = next) {
         next = pa_collect_next_tagged(g);
         if (ahead != unreachable) {
-            pa_collect_traverse(ahead, pa_collect_visit_prefetch, NULL);
+            if (far)
+                pa_collect_traverse(ahead, pa_collect_visit_prefetch, NULL);
+            if (defer)
+                pa_hobj_of(pa_hobj_body(ahead))->refcnt++;
             ahead = pa_collect_next_tagged(ahead);
         }
         void *body = pa_hobj_body(g);
@@ -662,6 +864,7 @@ static void pa_collect_clear(pa_hgc *unreachable, bool far, unsigned long runs)
         }
         behind = g;
     }
+    pa_collect_defer_mark = 0;
     if (behind) {
         kept->next = (uintptr_t)behind;
         kept = behind;
@@ -751,7 +954,7 @@ static void pa_collect_run(int gen, size_t *ncollected, size_t *nuncollectable)
             }
         }
         unsigned long runs = pa_hobj_user_runs;
-        pa_collect_clear(&unreachable, s.far, runs);
+        pa_collect_clear(&unreachable, s.far, runs, s.deferred ? s.mark : 0);
         pa_collect_release(&unreachable, old, runs);
     }
     pa_collect_stats[gen].collections++;

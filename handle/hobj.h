@@ -26,7 +26,8 @@
  * Both sizes are multiples of 16, so the body keeps the allocator's 16-byte alignment. */
 
 /* Links of a tracked object (and the shape of every list head). Outside a collection both are
- * plain pointers of a circular doubly linked list. While a collection examines the object:
+ * plain pointers of a circular doubly linked list, except that prev may carry a whole mark
+ * (below), which readers mask off. While a collection examines the object:
  *   prev  bit 0 (PA_HGC_COLLECTING) set; bits 2.. hold gc_refs (references not accounted for
  *         by other examined objects) while the object sits in the young list, or the real
  *         prev pointer while it sits in the tentatively-unreachable list (unless nothing will
@@ -34,14 +35,21 @@
  *         a finalizer, weak references or a type without clear, gc_refs stays);
  *   next  bit 0 (PA_HGC_UNREACHABLE) set while in the tentatively-unreachable list, as long
  *         as members can still be pulled back from it.
+ * A full collection that examines every tracked object (collect.c, "whole marks") keeps the
+ * prev pointer instead and puts gc_refs beside it:
+ *   prev  bits 63..48 gc_refs, 47..4 the pointer, bit 1 (PA_HGC_WMARK) set, bit 2 the
+ *         collection's parity, bit 0 clear.
+ * Nothing clears a whole mark: the next such collection uses the other parity, and a mark of
+ * the parity in use cannot be left from an earlier one (that one examined every object and
+ * marked it again, or made the link plain). List heads and objects are 16-byte aligned and
+ * below 2^48 (pa_collect_track checks), which is what leaves those bits free.
  * Every link is clean again before any finalizer or weak reference callback runs. clear may
  * run with the unreachable list still in that state: no user code can reach that list, whose
  * members the collector holds until it frees them, walking it forwards. */
 typedef struct pa_hgc {
     uintptr_t next;
     uintptr_t prev;
-} pa_hgc;
-
+} __attribute__((aligned(16))) pa_hgc;
 /* The part every object has, immediately before the body. */
 typedef struct pa_hobj {
     uintptr_t type;    /* const pa_type * | PA_HOBJ_* flags (pa_type is 8-aligned: 3 free bits) */
@@ -57,6 +65,12 @@ typedef struct pa_hobj {
 #define PA_HGC_UNREACHABLE ((uintptr_t)1)
 #define PA_HGC_REFS_SHIFT  2
 #define PA_HGC_REFS_ONE    ((uintptr_t)1 << PA_HGC_REFS_SHIFT)
+#define PA_HGC_WMARK       ((uintptr_t)2)   /* whole mark; with PA_HGC_WPARITY, its parity */
+#define PA_HGC_WPARITY     ((uintptr_t)4)
+#define PA_HGC_TAGS        ((uintptr_t)7)
+#define PA_HGC_WREFS_SHIFT 48
+#define PA_HGC_WREFS_ONE   ((uintptr_t)1 << PA_HGC_WREFS_SHIFT)
+#define PA_HGC_PTR         (((uintptr_t)1 << PA_HGC_WREFS_SHIFT) - 16)
 
 _Static_assert(sizeof(pa_hobj) == PA_HANDLE_HEADER, "handle.h header size");
 _Static_assert(sizeof(pa_hgc) + sizeof(pa_hobj) == PA_HANDLE_GC_HEADER, "handle.h gc header size");
@@ -73,7 +87,7 @@ static inline const pa_type *pa_hobj_type(const pa_hobj *h)
 
 /* ---- list primitives on clean links */
 static inline pa_hgc *pa_hlist_next(const pa_hgc *g) { return (pa_hgc *)g->next; }
-static inline pa_hgc *pa_hlist_prev(const pa_hgc *g) { return (pa_hgc *)g->prev; }
+static inline pa_hgc *pa_hlist_prev(const pa_hgc *g) { return (pa_hgc *)(g->prev & PA_HGC_PTR); }
 static inline void pa_hlist_init(pa_hgc *head) { head->next = head->prev = (uintptr_t)head; }
 static inline bool pa_hlist_empty(const pa_hgc *head) { return head->next == (uintptr_t)head; }
 
@@ -126,6 +140,17 @@ PA_HINTERNAL void pa_collect_untrack(pa_hgc *g);
 PA_HINTERNAL void pa_collect_maybe(void);
 PA_HINTERNAL extern size_t pa_collect_gen0_count;    /* gen 0 trigger count: read by pa_new's fast check */
 PA_HINTERNAL extern size_t pa_collect_gen0_threshold;
+/* While the clear pass of a collection that takes its holds as it goes runs: the whole mark
+ * (PA_HGC_WMARK | parity) of its members, whose death pa_hobj_dealloc leaves to the collector;
+ * 0 otherwise. */
+PA_HINTERNAL extern uintptr_t pa_collect_defer_mark;
+
+/* Whether the death of g, whose refcount just reached 0, is the collector's to handle. */
+static inline bool pa_collect_defers(const pa_hgc *g)
+{
+    return pa_unlikely(pa_collect_defer_mark != 0) &&
+           (g->prev & PA_HGC_TAGS) == pa_collect_defer_mark;
+}
 
 /* ---- weakref.c */
 /* Detaches every weak reference to obj (clears them; obj's WEAKREFS flag is cleared) and

@@ -101,6 +101,8 @@ PA_HANDLE_API void pa_hobj_dealloc(void *body)
     pa_hobj *h = pa_hobj_of(body);
     if (h->type & PA_HOBJ_GC) {
         pa_hgc *g = pa_hobj_gc(body);
+        if (pa_collect_defers(g))
+            return;   /* a member of the garbage being cleared: freed by the collector */
         pa_collect_untrack(g);
         if (pa_unlikely(pa_hobj_depth >= PA_TRASH_DEPTH)) {
             g->next = (uintptr_t)pa_hobj_trash;
