@@ -30,7 +30,7 @@ size_t pa_collect_gen0_threshold = 700;
 
 uintptr_t pa_collect_defer_mark;
 /* The whole mark of the last full collection that used them: the next flips its parity. */
-static uintptr_t pa_collect_wmark = PA_HGC_WMARK;
+static uintptr_t pa_collect_wmark = PA_HGC_WMARK_A;
 /* Full collections left to run without whole marks, after one found a gc_refs they cannot
  * hold (see pa_collect_examine). */
 static unsigned pa_collect_wmark_skip;
@@ -188,7 +188,7 @@ typedef struct pa_collect_scan {
     bool    far;          /* long edges are frequent: prefetch children ahead */
     unsigned seen;        /* PA_COLLECT_* bits that examined objects may have (weak references
                              aside) */
-    uintptr_t mark;       /* whole marks: this collection's (PA_HGC_WMARK | parity); else 0 */
+    uintptr_t mark;       /* whole marks: this collection's (PA_HGC_WMARK_A or _B); else 0 */
     pa_hgc *tail;         /* whole marks: the first object pulled back to young, whose prev
                              word no longer holds its link; NULL while none was */
     pa_hgc *tail_prev;    /* and the last object of young when it was pulled back */
@@ -213,11 +213,12 @@ typedef struct pa_collect_sub {
 } pa_collect_sub;
 
 /* The whole mark of g, with gc_refs starting as its refcount. A count that does not fit (an
- * object with 65535 references or more) ends the attempt (pa_collect_examine). */
+ * object with PA_HGC_WREFS_MAX references or more) ends the attempt (pa_collect_examine). */
+#define PA_HGC_WREFS_MAX ((size_t)1 << (64 - PA_HGC_WREFS_SHIFT))
 static inline uintptr_t pa_collect_wmark_start(const pa_hgc *g, pa_collect_sub *r)
 {
     size_t rc = pa_hobj_of(pa_hobj_body(g))->refcnt;
-    if (pa_unlikely(rc >= (1u << (64 - PA_HGC_WREFS_SHIFT)) - 1)) {
+    if (pa_unlikely(rc >= PA_HGC_WREFS_MAX - 1)) {
         r->overflow = true;
         rc = 0;
     }
@@ -233,8 +234,16 @@ pa_collect_decref_one(pa_collect_sub *r, void *child, enum pa_collect_mode mode)
     pa_hgc *g = pa_hobj_gc(child);
     uintptr_t pv = g->prev;
     if (mode == PA_SUB_MARKED) {
-        if ((pv & PA_HGC_TAGS) != r->mark)
-            pv = pa_collect_wmark_start(g, r);   /* met before the walk reached it */
+        if (pa_unlikely(!(pv & r->mark))) {   /* met before the walk reached it */
+            size_t rc = pa_hobj_of(child)->refcnt;
+            if (pa_unlikely(rc - 1 >= PA_HGC_WREFS_MAX - 1)) {   /* 0 (see below), or too many */
+                r->overflow = true;
+                return;
+            }
+            r->nzero += rc == 1;
+            g->prev = (pv & PA_HGC_PTR) | ((rc - 1) << PA_HGC_WREFS_SHIFT) | r->mark;
+            return;
+        }
         if (pa_unlikely(pv < 2 * PA_HGC_WREFS_ONE)) {   /* gc_refs <= 1 */
             if (pv < PA_HGC_WREFS_ONE) {   /* more edges than references: see below */
                 r->overflow = true;
@@ -313,7 +322,7 @@ static inline __attribute__((always_inline)) void
 pa_collect_walk_reach(pa_hgc *g, enum pa_collect_mode mode, pa_collect_sub *r)
 {
     if (mode == PA_SUB_MARKED) {
-        if ((g->prev & PA_HGC_TAGS) != r->mark) {
+        if (!(g->prev & r->mark)) {
             g->prev = pa_collect_wmark_start(g, r);
             if (g->prev < PA_HGC_WREFS_ONE)
                 r->nzero++;
@@ -668,7 +677,7 @@ static void pa_collect_examine(pa_hgc *young, bool whole, pa_hgc *unreachable,
     s->mark = 0;
     s->deferred = false;
     if (whole && pa_collect_wmark_skip == 0) {
-        pa_collect_wmark ^= PA_HGC_WPARITY;
+        pa_collect_wmark ^= PA_HGC_WMARK_A | PA_HGC_WMARK_B;
         s->mark = pa_collect_wmark;
         s->pending = 0;
         if (pa_collect_subtract_refs(young, PA_SUB_MARKED, s)) {
@@ -827,10 +836,11 @@ static inline bool pa_collect_free_dropped(pa_hgc *g, unsigned long runs)
  * pass began (runs) and it has no weak references; the release pass sees to the others, which
  * stay linked by their next words. Not where edges are long (far): few members qualify, and
  * the gaps they leave cost the release walk more than it saves (random chords: 28 -> 35 ns).
- * defer (s->deferred: the whole mark of the members): the holds are taken here, PA_PF_AHEAD
- * members ahead of the one cleared, and pa_hobj_dealloc leaves to the collector a member that
+ * defer (s->deferred: the whole mark of the members): the holds are taken here, one member
+ * ahead of the one cleared (PA_PF_AHEAD where edges are long), and pa_hobj_dealloc leaves to the collector a member that
  * a clear drops to 0 before its hold (left at 0, it is held from 0 to 1 later). */
-static void pa_collect_clear(pa_hgc *unreachable, bool far, unsigned long runs, uintptr_t defer)
+static inline __attribute__((always_inline)) void
+pa_collect_clear_as(pa_hgc *unreachable, bool far, unsigned long runs, uintptr_t defer)
 {
     /* PA_PF_AHEAD members on: prefetched (far) and held (defer); near, the next member is
      * far enough for the holds (an ahead walk of its own would cost 1.7 ns per object on a
@@ -870,6 +880,17 @@ static void pa_collect_clear(pa_hgc *unreachable, bool far, unsigned long runs, 
         kept = behind;
     }
     kept->next = (uintptr_t)unreachable;
+}
+
+/* One copy of the pass for each way of walking ahead. */
+static void pa_collect_clear(pa_hgc *unreachable, bool far, unsigned long runs, uintptr_t defer)
+{
+    if (far)
+        pa_collect_clear_as(unreachable, true, runs, defer);
+    else if (defer)
+        pa_collect_clear_as(unreachable, false, runs, defer);
+    else
+        pa_collect_clear_as(unreachable, false, runs, 0);
 }
 
 /* Then the holds are released in list order, which frees, in memory order, each object whose

@@ -37,10 +37,10 @@
  *         as members can still be pulled back from it.
  * A full collection that examines every tracked object (collect.c, "whole marks") keeps the
  * prev pointer instead and puts gc_refs beside it:
- *   prev  bits 63..48 gc_refs, 47..4 the pointer, bit 1 (PA_HGC_WMARK) set, bit 2 the
- *         collection's parity, bit 0 clear.
- * Nothing clears a whole mark: the next such collection uses the other parity, and a mark of
- * the parity in use cannot be left from an earlier one (that one examined every object and
+ *   prev  bits 63..48 gc_refs, 47..4 the pointer, and one of the two whole marks: bit 1
+ *         (PA_HGC_WMARK_A) or bit 2 (PA_HGC_WMARK_B), in turn; bit 0 clear.
+ * Nothing clears a whole mark: the next such collection uses the other one, and a mark of
+ * the kind in use cannot be left from an earlier one (that one examined every object and
  * marked it again, or made the link plain). List heads and objects are 16-byte aligned and
  * below 2^48 (pa_collect_track checks), which is what leaves those bits free.
  * Every link is clean again before any finalizer or weak reference callback runs. clear may
@@ -65,8 +65,8 @@ typedef struct pa_hobj {
 #define PA_HGC_UNREACHABLE ((uintptr_t)1)
 #define PA_HGC_REFS_SHIFT  2
 #define PA_HGC_REFS_ONE    ((uintptr_t)1 << PA_HGC_REFS_SHIFT)
-#define PA_HGC_WMARK       ((uintptr_t)2)   /* whole mark; with PA_HGC_WPARITY, its parity */
-#define PA_HGC_WPARITY     ((uintptr_t)4)
+#define PA_HGC_WMARK_A     ((uintptr_t)2)   /* whole marks: one test of a bit tells */
+#define PA_HGC_WMARK_B     ((uintptr_t)4)
 #define PA_HGC_TAGS        ((uintptr_t)7)
 #define PA_HGC_WREFS_SHIFT 48
 #define PA_HGC_WREFS_ONE   ((uintptr_t)1 << PA_HGC_WREFS_SHIFT)
@@ -141,7 +141,7 @@ PA_HINTERNAL void pa_collect_maybe(void);
 PA_HINTERNAL extern size_t pa_collect_gen0_count;    /* gen 0 trigger count: read by pa_new's fast check */
 PA_HINTERNAL extern size_t pa_collect_gen0_threshold;
 /* While the clear pass of a collection that takes its holds as it goes runs: the whole mark
- * (PA_HGC_WMARK | parity) of its members, whose death pa_hobj_dealloc leaves to the collector;
+ * (PA_HGC_WMARK_A or _B) of its members, whose death pa_hobj_dealloc leaves to the collector;
  * 0 otherwise. */
 PA_HINTERNAL extern uintptr_t pa_collect_defer_mark;
 
