@@ -920,7 +920,7 @@ def main():
         "job_runs": {j["name"]: j["runs"] for j in job_list},
         "elapsed_s": elapsed, "machine": machine_info(),
         # file names only: where a library sits on this machine is nobody else's business
-        "python": os.path.basename(SYSTEM_PYTHON) if has_python else None,
+        "python": file_name(SYSTEM_PYTHON) if has_python else None,
         "allocators": {a["name"]: {"preload": file_name(a.get("source", a["preload"])),
                                    "sha256": a.get("sha256"), "built": a.get("built"),
                                    "version": dpkg_version(a["package"]) if a["package"] else None}

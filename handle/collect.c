@@ -212,9 +212,14 @@ typedef struct pa_collect_sub {
     uintptr_t mark;     /* MARKED: the whole mark */
 } pa_collect_sub;
 
+/* A prev word pv marked with mark and gc_refs refs (< PA_HGC_WREFS_MAX), its link kept. */
+static inline uintptr_t pa_collect_wmark_word(uintptr_t pv, size_t refs, uintptr_t mark)
+{
+    return (pv & PA_HGC_PTR) | ((uintptr_t)refs << PA_HGC_WREFS_SHIFT) | mark;
+}
+
 /* The whole mark of g, with gc_refs starting as its refcount. A count that does not fit (an
- * object with PA_HGC_WREFS_MAX references or more) ends the attempt (pa_collect_examine). */
-#define PA_HGC_WREFS_MAX ((size_t)1 << (64 - PA_HGC_WREFS_SHIFT))
+ * object with PA_HGC_WREFS_MAX - 1 references or more) ends the attempt (pa_collect_examine). */
 static inline uintptr_t pa_collect_wmark_start(const pa_hgc *g, pa_collect_sub *r)
 {
     size_t rc = pa_hobj_of(pa_hobj_body(g))->refcnt;
@@ -222,7 +227,7 @@ static inline uintptr_t pa_collect_wmark_start(const pa_hgc *g, pa_collect_sub *
         r->overflow = true;
         rc = 0;
     }
-    return (g->prev & PA_HGC_PTR) | ((uintptr_t)rc << PA_HGC_WREFS_SHIFT) | r->mark;
+    return pa_collect_wmark_word(g->prev, rc, r->mark);
 }
 
 /* mode is a constant at each call site: the visits below are specialised on it. */
@@ -241,7 +246,7 @@ pa_collect_decref_one(pa_collect_sub *r, void *child, enum pa_collect_mode mode)
                 return;
             }
             r->nzero += rc == 1;
-            g->prev = (pv & PA_HGC_PTR) | ((rc - 1) << PA_HGC_WREFS_SHIFT) | r->mark;
+            g->prev = pa_collect_wmark_word(pv, rc - 1, r->mark);   /* start and decrement */
             return;
         }
         if (pa_unlikely(pv < 2 * PA_HGC_WREFS_ONE)) {   /* gc_refs <= 1 */
@@ -360,8 +365,8 @@ static inline void pa_collect_probe_edges(pa_collect_probe *p, size_t nobj,
 /* Removes the references examined objects hold to each other: what is left of gc_refs comes
  * from outside the examined set. WHOLE, MARKED: the objects are marked here, as the walk or an
  * edge first meets them, instead of by update_refs (s->pending: how many update_refs left at
- * 0). Holds every object, except MARKED. Sets s->pending to how many objects are at 0, s->examined, s->seen and
- * s->far (long edges are frequent). One object in PA_PF_SAMPLE has its edges queued and
+ * 0). Holds every object, except MARKED. Sets s->pending to how many objects are at 0,
+ * s->examined, s->seen and s->far (long edges are frequent). One object in PA_PF_SAMPLE has its edges queued and
  * measured whatever the mode (measuring every edge would cost near graphs more than the
  * prefetching saves on far ones); after every PA_PF_CHUNK objects, the samples of the chunk
  * choose the mode of the next. */
@@ -477,21 +482,19 @@ static void pa_collect_visit_reachable_marked(void *child, void *arg)
 }
 
 /* Gives back the prev links of young from g (which follows prev) to the end, and the holds:
- * the scan found nothing left to rescue, so every one of them stays. Returns how many.
+ * the scan found nothing left to rescue, so every one of them stays.
  * With so little work per object, the loop would wait on each next load in turn; objects made
  * one after another sit at a fixed stride within a pool, so the walk steps by the last stride
  * and only checks the loaded link, a branch that the processor predicts and runs past (the
  * empty asm keeps the compiler from using the loaded value instead). 1.7 -> 1.4 ns per
  * object on a 1M-object ring. */
-static size_t pa_collect_relink(pa_hgc *young, pa_hgc *prev, pa_hgc *g)
+static void pa_collect_relink(pa_hgc *young, pa_hgc *prev, pa_hgc *g)
 {
-    size_t n = 0;
     uintptr_t d = 0;
     while (g != young) {
         pa_hgc *next = pa_hlist_next(g);
         g->prev = (uintptr_t)prev;
         pa_hobj_of(pa_hobj_body(g))->refcnt--;
-        n++;
         prev = g;
         pa_hgc *guess = (pa_hgc *)((uintptr_t)g + d);
         if (pa_likely(guess == next)) {
@@ -503,7 +506,6 @@ static size_t pa_collect_relink(pa_hgc *young, pa_hgc *prev, pa_hgc *g)
         g = guess;
     }
     young->prev = (uintptr_t)prev;
-    return n;
 }
 
 /* Puts g at the end of the unreachable list, tagged. */
@@ -837,8 +839,9 @@ static inline bool pa_collect_free_dropped(pa_hgc *g, unsigned long runs)
  * stay linked by their next words. Not where edges are long (far): few members qualify, and
  * the gaps they leave cost the release walk more than it saves (random chords: 28 -> 35 ns).
  * defer (s->deferred: the whole mark of the members): the holds are taken here, one member
- * ahead of the one cleared (PA_PF_AHEAD where edges are long), and pa_hobj_dealloc leaves to the collector a member that
- * a clear drops to 0 before its hold (left at 0, it is held from 0 to 1 later). */
+ * ahead of the one cleared (PA_PF_AHEAD where edges are long), and pa_hobj_dealloc leaves to
+ * the collector a member that a clear drops to 0 before its hold (left at 0, it is held from 0
+ * to 1 later). */
 static inline __attribute__((always_inline)) void
 pa_collect_clear_as(pa_hgc *unreachable, bool far, unsigned long runs, uintptr_t defer)
 {

@@ -50,6 +50,7 @@ typedef struct pa_hgc {
     uintptr_t next;
     uintptr_t prev;
 } __attribute__((aligned(16))) pa_hgc;
+
 /* The part every object has, immediately before the body. */
 typedef struct pa_hobj {
     uintptr_t type;    /* const pa_type * | PA_HOBJ_* flags (pa_type is 8-aligned: 3 free bits) */
@@ -70,6 +71,7 @@ typedef struct pa_hobj {
 #define PA_HGC_TAGS        ((uintptr_t)7)
 #define PA_HGC_WREFS_SHIFT 48
 #define PA_HGC_WREFS_ONE   ((uintptr_t)1 << PA_HGC_WREFS_SHIFT)
+#define PA_HGC_WREFS_MAX   ((size_t)1 << (64 - PA_HGC_WREFS_SHIFT))   /* gc_refs below this */
 #define PA_HGC_PTR         (((uintptr_t)1 << PA_HGC_WREFS_SHIFT) - 16)
 
 _Static_assert(sizeof(pa_hobj) == PA_HANDLE_HEADER, "handle.h header size");
