@@ -126,25 +126,20 @@ static inline __attribute__((always_inline)) void *pa_small_alloc(size_t cls)
 
 /* Push a small block back: onto its pool's local list when this thread owns the pool, else
  * onto the pool's remote stack. Level 1 checks: the pointer starts a block of a pool in use,
- * and the block is not already free (a matching mark is confirmed out of line). One byte says
- * which checks run, so level 1 pays a single compare for the choice, and stats tracking
- * (which needs nothing at free) stays on this path. */
+ * and the block is not already free (a matching mark is confirmed out of line). The path is
+ * the same at every level and with stats on: at level 0 pa_free_suspect skips the checks,
+ * and at level 2 no pool's owner word matches (PA_OWNER_CAREFUL). */
 static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
     pa_pool *p = pa_pool_of(ptr);
     pa_heap *h = pa_tls_heap;
     pa_block *b = ptr;
     if (unlikely(p->owner != h)) {
-        pa_heap_free_remote(h, p, b);
+        pa_heap_free_remote(h, p, b);   /* tail calls: the fast path keeps no stack frame */
         return;
     }
-    if (likely(pa_free_checks == PA_FREE_FAST_CHECKS)) {
-        if (unlikely(!pa_block_start_or_slack(p, ptr) || b->mark == pa_free_mark(b))) {
-            pa_free_suspect(h, p, b);   /* tail calls: the fast path keeps no stack frame */
-            return;
-        }
-    } else if (unlikely(pa_free_checks == PA_FREE_CAREFUL)) {
-        pa_careful_free(ptr);
+    if (unlikely(!pa_block_start_or_slack(p, ptr) || b->mark == pa_free_mark(b))) {
+        pa_free_suspect(h, p, b);
         return;
     }
     b->mark = pa_free_mark(b);
@@ -172,15 +167,13 @@ PA_HIDDEN int    pa_api_trim(void);
  * careful paths of check.c; in the default mode that costs one compare and branch, and the
  * calls stay tail calls so the fast paths need no stack frame. The choice between the two is
  * made here, off the default path, so that tracking jumps straight to its own fast path; it
- * reads pa_free_checks (careful at level 2, the rest of pa_mode) rather than pa_mode again,
- * which would keep pa_mode in a register and cost the default path an instruction.
- * Frees need no mode: see pa_small_free. PYARENA_CHECK=0 stays on the fast paths, minus the
- * checks. */
+ * reads pa_careful rather than pa_mode again, which would keep pa_mode in a register and cost
+ * the default path an instruction. Frees need no mode: see pa_small_free. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
         if (unlikely(pa_mode))
-            return pa_free_checks == PA_FREE_CAREFUL ? pa_careful_malloc(n) : pa_track_malloc(n);
+            return pa_careful ? pa_careful_malloc(n) : pa_track_malloc(n);
         return pa_small_alloc(pa_class_of(n));
     }
     return pa_api_malloc_other(n);

@@ -19,7 +19,7 @@
 #include "alloc.h"
 
 PA_HIDDEN uint8_t   pa_mode;
-PA_HIDDEN uint8_t   pa_free_checks = PA_FREE_CHECKS_FOR(PA_DEFAULT_CHECK);
+PA_HIDDEN uint8_t   pa_careful = PA_DEFAULT_CHECK >= 2;
 PA_HIDDEN unsigned  pa_check_level = PA_DEFAULT_CHECK;
 PA_HIDDEN uintptr_t pa_free_key;
 PA_HIDDEN uintptr_t pa_list_key;
@@ -41,7 +41,7 @@ void pa_check_init(void)
     pa_free_key = random_word() | 1;
     if (pa_check_level >= 2)
         pa_list_key = random_word();
-    pa_free_checks = PA_FREE_CHECKS_FOR(pa_check_level);
+    pa_careful = pa_check_level >= 2;
     pa_mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
                         (pa_check_level >= 2 ? PA_MODE_HARDEN : 0));
 }
@@ -117,11 +117,12 @@ void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
         pa_check_fail("double free", b, fn, p->block_size);
 }
 
-/* The inline free fast path's suspicion, out of line: check, then finish that free (level 1,
- * so raw links). */
+/* The inline free fast path's suspicion, out of line: check (unless at level 0), then finish
+ * that free (level 0 or 1, so raw links). */
 void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
 {
-    pa_check_free_slow(p, b, "free");
+    if (pa_check_level)
+        pa_check_free_slow(p, b, "free");
     b->mark = pa_free_mark(b);
     pa_heap_free_local(h, p, b);
 }
@@ -186,19 +187,4 @@ void *pa_careful_malloc(size_t n)
     if (pa_track_on)
         pa_track_alloc(b, n);
     return b;
-}
-
-void pa_careful_free(void *ptr)
-{
-    pa_pool *p = pa_pool_of(ptr);
-    pa_block *b = ptr;
-    if (pa_check_level)
-        pa_check_free_slow(p, b, "free");
-    pa_heap *h = pa_tls_heap;
-    if (p->owner != h) {
-        pa_heap_free_remote(h, p, b);
-        return;
-    }
-    pa_check_freed(p, b);
-    pa_heap_free_local(h, p, b);
 }

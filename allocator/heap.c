@@ -299,7 +299,7 @@ void pa_heap_free_slow(pa_heap *h, pa_pool *p)
  * stack, or under pa_heaps_lock straight onto the local list of an abandoned owner. */
 static void remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
 {
-    pa_heap *owner = p->owner;
+    pa_heap *owner = pa_pool_owner(p);
     int st = atomic_load_explicit(&owner->state, memory_order_acquire);
     if (unlikely(st == PA_HEAP_ABANDONED)) {
         pthread_mutex_lock(&pa_heaps_lock);
@@ -352,7 +352,8 @@ void pa_heap_remote_flush(pa_heap *h)
             batch_push(&h->remote[c]);
 }
 
-/* p's owner is not h, the calling thread's heap (or p is not in use at all: a bad pointer).
+/* p's owner word is not h, the calling thread's heap: p belongs to another heap, or is not in
+ * use at all (a bad pointer), or carries PA_OWNER_CAREFUL (level 2), when it may be h's own.
  * A live heap batches the block: the CAS on p's thread_free (whose line p's owner writes at
  * every malloc) is paid once per batch. The block is marked free at once, so a second free
  * of it is caught meanwhile as any other. */
@@ -365,13 +366,18 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
             pa_check_free_slow(p, b, "free");
     }
     pa_check_freed(p, b);
+    if (unlikely(pa_pool_owner(p) == h)) {   /* level 2, a local free */
+        pa_heap_free_local(h, p, b);
+        return;
+    }
     if (unlikely(h->state == PA_HEAP_BOOT) && !pa_tls_in_init) {
         pa_heap *mine = thread_start();   /* a thread that only frees batches too */
         if (mine)
             h = mine;
     }
     if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE ||
-                 atomic_load_explicit(&p->owner->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
+                 atomic_load_explicit(&pa_pool_owner(p)->state, memory_order_relaxed) !=
+                     PA_HEAP_LIVE)) {
         /* dead and orphan heaps keep nothing; an abandoned owner takes it at once */
         pa_link(b, NULL);
         remote_push(p, b, b, 1);

@@ -104,7 +104,9 @@ typedef struct pa_pool {
     uint16_t           slow_at;      /* owner: used at the free fast path's exit */
     uint16_t           block_size;   /* (cls + 1) * 16 */
     uint16_t           limit;        /* end of the last block: capacity * block_size */
-    struct pa_heap    *owner;        /* heap that allocates from it; NULL while FREE */
+    struct pa_heap    *owner;        /* heap that allocates from it, | PA_OWNER_CAREFUL under
+                                        PYARENA_CHECK=2 (read it with pa_pool_owner); NULL while
+                                        FREE */
     struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FREE: arena list; FULL: unused */
     _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
     struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
@@ -118,6 +120,16 @@ typedef struct pa_pool {
 } __attribute__((aligned(64))) pa_pool;
 
 _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");
+
+/* Under PYARENA_CHECK=2 a pool's owner word carries this bit, so that it never equals the
+ * calling thread's heap and the inline free sends every free of the pool down the careful
+ * remote path (heap.c) without a test of the level of its own. */
+#define PA_OWNER_CAREFUL ((uintptr_t)1)
+
+static inline struct pa_heap *pa_pool_owner(const pa_pool *p)
+{
+    return (struct pa_heap *)((uintptr_t)p->owner & ~PA_OWNER_CAREFUL);
+}
 
 static inline uint16_t pa_pool_used(const pa_pool *p)
 {
@@ -266,22 +278,16 @@ PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blo
 
 /* ---- check.c: bad input (PYARENA_CHECK) and the careful paths */
 /* pa_mode: non-zero sends every small malloc to track.c (stats on) or to the careful path of
- * check.c (PYARENA_CHECK=2). pa_free_checks: what the inline free does itself. */
+ * check.c (PYARENA_CHECK=2). pa_careful: 1 at level 2. */
 #define PA_MODE_TRACK    1
 #define PA_MODE_HARDEN   2
-#define PA_FREE_FAST_CHECKS 0   /* level 1 */
-#define PA_FREE_NO_CHECKS   1   /* level 0 */
-#define PA_FREE_CAREFUL     2   /* level 2: every local free goes to pa_careful_free */
-#define PA_FREE_CHECKS_FOR(level) \
-    ((level) == 0 ? PA_FREE_NO_CHECKS : (level) == 1 ? PA_FREE_FAST_CHECKS : PA_FREE_CAREFUL)
 PA_HIDDEN extern uint8_t   pa_mode;
-PA_HIDDEN extern uint8_t   pa_free_checks;
+PA_HIDDEN extern uint8_t   pa_careful;
 PA_HIDDEN extern unsigned  pa_check_level;     /* PYARENA_CHECK: 0, 1 (default) or 2 */
 PA_HIDDEN extern uintptr_t pa_free_key;        /* secret behind the free-block mark */
 PA_HIDDEN extern uintptr_t pa_list_key;        /* free-list pointer encoding, level 2 */
 PA_HIDDEN void  pa_check_init(void);
 PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
-PA_HIDDEN void  pa_careful_free(void *ptr);    /* small (owned) */
 PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);
 PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_check_live(const void *ptr, const char *fn);
