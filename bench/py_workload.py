@@ -5,7 +5,9 @@ lists and tuples, short strings, instances of classes with __slots__, a tree of 
 Deterministic (fixed seed); checks its own results and prints one JSON line with a checksum
 that must be identical under every allocator.
 
-    python3 py_workload.py [scale]      scale 1.0 takes about 1-3 s on one core
+    python3 py_workload.py [scale [size]]
+        scale 1.0 (4 rounds) takes about 1-3 s on one core; size (default 1.0) multiplies the
+        number of objects of every phase (bench/run.py counts instructions at size 0.25)
 """
 import json
 import random
@@ -135,14 +137,16 @@ def peak_rss_kib():
 
 def main():
     scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    size = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
+    n = lambda k: max(8, int(k * size))  # noqa: E731
     rng = random.Random(20240601)
     checksum = 0
     for rnd in range(max(1, round(4 * scale))):
-        checksum = (checksum * 31 + records(rng, 40000)) % (1 << 61)
-        checksum = (checksum * 31 + points(rng, 60000)) % (1 << 61)
-        checksum = (checksum * 31 + strings(rng, 80000)) % (1 << 61)
-        checksum = (checksum * 31 + tree(rng, 50000)) % (1 << 61)
-        checksum = (checksum * 31 + tuples_and_sets(rng, 60000)) % (1 << 61)
+        checksum = (checksum * 31 + records(rng, n(40000))) % (1 << 61)
+        checksum = (checksum * 31 + points(rng, n(60000))) % (1 << 61)
+        checksum = (checksum * 31 + strings(rng, n(80000))) % (1 << 61)
+        checksum = (checksum * 31 + tree(rng, n(50000))) % (1 << 61)
+        checksum = (checksum * 31 + tuples_and_sets(rng, n(60000))) % (1 << 61)
     print(json.dumps({"checksum": checksum, "peak_rss_kib": peak_rss_kib(),
                       "libs": ",".join(mapped_allocators())}))
 

@@ -342,6 +342,7 @@ BASE_SECTIONS = [
     ("CPython (py_workload.py)", [
         ("python/time", "python3 workload: wall time"),
         ("python/peak_rss", "python3 workload: peak RSS"),
+        ("python/instr", "python3 workload: instructions per round"),
     ]),
     ("Fast path (callgrind)", [
         ("fastpath/instr", "instructions per malloc(32)+free"),
@@ -557,6 +558,37 @@ def run_callgrind(bin_dir, allocs, quick, timeout, progress):
     return records, harness
 
 
+def run_python_callgrind(allocs, timeout, progress):
+    """Instructions of one round of py_workload.py at a quarter of its size, under each
+    allocator and CPython's own: I(2 rounds) - I(1 round), so that the interpreter's start-up
+    cancels. Deterministic, where the workload's time on a shared machine is not. Two minutes:
+    not in QUICK runs."""
+    size = "0.25"
+    argv = lambda rounds: [SYSTEM_PYTHON, os.path.join(HERE, "py_workload.py"),  # noqa: E731
+                           "%g" % (rounds / 4.0), size]
+    records = []
+    for alloc in [a for a in allocs if a["name"] in CALLGRIND_ALLOCATORS] + [
+            {"name": "pymalloc", "preload": None}]:
+        env = base_env()
+        if alloc["preload"]:
+            env["LD_PRELOAD"] = alloc["preload"]
+        if alloc["name"] != "pymalloc":
+            env["PYTHONMALLOC"] = "malloc"
+        rec = {"job": "python_cg", "allocator": alloc["name"], "metrics": {}, "units": {}}
+        try:
+            a, _ = callgrind_total(argv(1), env, timeout)
+            b, w = callgrind_total(argv(2), env, timeout)
+            rec["metrics"]["python/instr"] = (b - a) / 1e6
+            rec["units"]["python/instr"] = "Minstr"
+            rec["totals"] = {"size": float(size), "I_1": a, "I_2": b}
+            progress("python_cg", alloc["name"], "%.1f M instr/round" % ((b - a) / 1e6), w)
+        except (RuntimeError, OSError) as e:
+            rec["error"] = str(e)
+            progress("python_cg", alloc["name"], "FAIL " + str(e), 0)
+        records.append(rec)
+    return records
+
+
 def run_hrefs_callgrind(bin_dir, allocs, timeout, progress):
     """Instructions per pa_incref+pa_decref pair (handle_refs N, as run_callgrind does)."""
     n = 1000000
@@ -682,7 +714,8 @@ def cell_text(c, unit):
     if c["kind"] == "fail":
         return "FAIL"
     if c["kind"] == "ratio":
-        return "%.2f%s" % (c["value"], sp)
+        # deterministic counts differ by less than a percent: three decimals show it
+        return ("%.3f%s" if unit == "Minstr" else "%.2f%s") % (c["value"], sp)
     if unit == "x":  # a setting's time over the base setting's (stats, checks)
         return "%.3f (%+.1f%%)%s" % (c["value"], 100.0 * (c["value"] - 1.0), sp)
     return fmt_abs(c["value"], unit) + sp
@@ -831,6 +864,9 @@ def main():
     do_callgrind = want("callgrind") and shutil.which("valgrind")
     if do_callgrind:
         total += 1 + len([a for a in allocs if a["name"] in CALLGRIND_ALLOCATORS])
+    do_python_cg = want("python") and has_python and not args.quick and shutil.which("valgrind")
+    if do_python_cg:
+        total += 1 + len([a for a in allocs if a["name"] in CALLGRIND_ALLOCATORS])
     do_hrefs_cg = want("hrefs") and shutil.which("valgrind") and any(
         j["name"] == "hrefs" and j["order"] for j in job_list)
     if do_hrefs_cg:
@@ -883,6 +919,8 @@ def main():
             records += cg
         else:
             log("bench: valgrind not installed: fast-path instruction counts SKIPPED")
+    if do_python_cg:
+        records += run_python_callgrind(allocs, args.timeout * 2, progress)
     if do_hrefs_cg:
         records += run_hrefs_callgrind(os.path.abspath(args.bin_dir), allocs, args.timeout * 2,
                                        progress)
