@@ -366,7 +366,8 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
             pa_check_free_slow(p, b, "free");
     }
     pa_check_freed(p, b);
-    if (unlikely(pa_pool_owner(p) == h)) {   /* level 2, a local free */
+    pa_heap *owner = pa_pool_owner(p);
+    if (unlikely(owner == h)) {   /* level 2, a local free */
         pa_heap_free_local(h, p, b);
         return;
     }
@@ -376,8 +377,7 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
             h = mine;
     }
     if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE ||
-                 atomic_load_explicit(&pa_pool_owner(p)->state, memory_order_relaxed) !=
-                     PA_HEAP_LIVE)) {
+                 atomic_load_explicit(&owner->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
         /* dead and orphan heaps keep nothing; an abandoned owner takes it at once */
         pa_link(b, NULL);
         remote_push(p, b, b, 1);

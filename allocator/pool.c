@@ -40,7 +40,7 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
         pool_carve(p, cls);
     p->left = 0;
     p->slow_at = 0;
-    p->owner = (pa_heap *)((uintptr_t)owner | (pa_check_level >= 2 ? PA_OWNER_CAREFUL : 0));
+    p->owner = (pa_heap *)((uintptr_t)owner | (pa_careful ? PA_OWNER_CAREFUL : 0));
     p->next = p->prev = NULL;
     p->reclaim_next = NULL;
     atomic_store_explicit(&p->thread_free, 0, memory_order_relaxed);
