@@ -438,16 +438,23 @@ def expected_lib(alloc):
     return os.path.basename(os.path.realpath(alloc["preload"])) if alloc["preload"] else None
 
 
+def alloc_env(alloc, python=False):
+    """The environment of a run under alloc: its preload, and for CPython under any allocator
+    but pymalloc, PYTHONMALLOC=malloc (else CPython keeps small objects to itself)."""
+    env = base_env(alloc.get("env"))
+    if alloc.get("preload"):
+        env["LD_PRELOAD"] = alloc["preload"]
+    if python and alloc["name"] != "pymalloc":
+        env["PYTHONMALLOC"] = "malloc"
+    return env
+
+
 def run_job_once(job, alloc, timeout):
     """One run of a job under an allocator -- or, for the jobs with "configs", under one
     configuration: an allocator dict with its own argv, env, metric_prefix, rename (old
     prefix, new prefix), parse (stdout -> [(metric, value, unit)] for programs that print
     text; they print no libs line) and variant (which run's checksum to compare with)."""
-    env = base_env(alloc.get("env"))
-    if alloc.get("preload"):
-        env["LD_PRELOAD"] = alloc["preload"]
-    if job.get("python") and alloc["name"] != "pymalloc":
-        env["PYTHONMALLOC"] = "malloc"
+    env = alloc_env(alloc, job.get("python"))
     rc, wall, maxrss, stdout, stderr = run_process(alloc.get("argv") or job["argv"], env, timeout)
     rec = {"job": job["name"], "allocator": alloc["name"], "rc": rc, "wall_s": wall,
            "maxrss_mib": maxrss / 1024.0, "metrics": {}, "units": {}}
@@ -539,9 +546,7 @@ def run_callgrind(bin_dir, allocs, quick, timeout, progress):
     for alloc in allocs:
         if alloc["name"] not in CALLGRIND_ALLOCATORS:
             continue
-        env = base_env()
-        if alloc["preload"]:
-            env["LD_PRELOAD"] = alloc["preload"]
+        env = alloc_env(alloc)
         rec = {"job": "fastpath", "allocator": alloc["name"], "metrics": {}, "units": {}}
         try:
             a, _ = callgrind_total([prog, str(n)], env, timeout)
@@ -569,11 +574,7 @@ def run_python_callgrind(allocs, timeout, progress):
     records = []
     for alloc in [a for a in allocs if a["name"] in CALLGRIND_ALLOCATORS] + [
             {"name": "pymalloc", "preload": None}]:
-        env = base_env()
-        if alloc["preload"]:
-            env["LD_PRELOAD"] = alloc["preload"]
-        if alloc["name"] != "pymalloc":
-            env["PYTHONMALLOC"] = "malloc"
+        env = alloc_env(alloc, python=True)
         rec = {"job": "python_cg", "allocator": alloc["name"], "metrics": {}, "units": {}}
         try:
             a, _ = callgrind_total(argv(1), env, timeout)
@@ -605,9 +606,7 @@ def run_hrefs_callgrind(bin_dir, allocs, timeout, progress):
     for alloc in allocs:
         if alloc["name"] not in ("pyarena", "glibc"):
             continue
-        env = base_env()
-        if alloc["preload"]:
-            env["LD_PRELOAD"] = alloc["preload"]
+        env = alloc_env(alloc)
         rec = {"job": "hrefs_cg", "allocator": alloc["name"], "metrics": {}, "units": {}}
         try:
             a, _ = callgrind_total([prog, str(n)], env, timeout)
