@@ -15,28 +15,85 @@ static inline __attribute__((always_inline)) bool pa_owned(const void *p)
     return r < PA_MAP_ENTRIES && pa_space_map[r];
 }
 
-static inline __attribute__((always_inline)) pa_arena *pa_arena_of(const void *p)
+static inline __attribute__((always_inline)) uintptr_t pa_region_of(const void *p)
 {
-    return (pa_arena *)((uintptr_t)p & ~(uintptr_t)(PA_ARENA_SIZE - 1));
+    return (uintptr_t)p & ~(uintptr_t)(PA_REGION_SIZE - 1);
 }
 
-static inline __attribute__((always_inline)) size_t pa_page_of(const void *p)
+/* 16 * the index of p's page in its region: the offset of its metadata in the table, and a
+ * quarter of its descriptor's, so that the free fast path computes one shift and mask. */
+static inline __attribute__((always_inline)) uintptr_t pa_page16(const void *p)
 {
-    return ((uintptr_t)p >> PA_POOL_SHIFT) & (PA_ARENA_PAGES - 1);
+    _Static_assert(PA_META_SIZE == 16 && PA_POOL_DESC_SIZE == 4 * PA_META_SIZE, "the scales");
+    return ((uintptr_t)p >> (PA_POOL_SHIFT - 4)) & ((PA_REGION_PAGES - 1) * PA_META_SIZE);
 }
 
-/* Descriptor of the pool holding p; for a pointer into the header page (page 0) this is the
- * header's first line, whose state byte reads as PA_POOL_FREE. */
+/* Metadata and descriptor of the pool holding small pointer p (a pointer into the region's
+ * tables gets entries that read as FREE: nothing ever writes them). */
+static inline __attribute__((always_inline)) pa_pool_meta *pa_meta_of(const void *p)
+{
+    return (pa_pool_meta *)(pa_region_of(p) + PA_META_OFFSET + pa_page16(p));
+}
+
 static inline __attribute__((always_inline)) pa_pool *pa_pool_of(const void *p)
 {
-    /* &pools[page - 1], written as an offset so that page 0 is no out-of-bounds index */
-    return (pa_pool *)((uintptr_t)pa_arena_of(p) + pa_page_of(p) * sizeof(pa_pool));
+    return (pa_pool *)(pa_region_of(p) + PA_POOLS_OFFSET + 4 * pa_page16(p));
+}
+
+/* Offset of descriptor p in its region's table: 64 * the page index. */
+static inline __attribute__((always_inline)) uintptr_t pa_pool_off(const pa_pool *p)
+{
+    return (uintptr_t)p - pa_region_of(p) - PA_POOLS_OFFSET;
 }
 
 static inline __attribute__((always_inline)) void *pa_pool_page(const pa_pool *p)
 {
-    pa_arena *a = pa_arena_of(p);
-    return (char *)a + ((size_t)(p - a->pools) + 1) * PA_POOL_SIZE;
+    return (void *)(pa_region_of(p) + pa_pool_off(p) * (PA_POOL_SIZE / PA_POOL_DESC_SIZE));
+}
+
+static inline __attribute__((always_inline)) pa_pool_meta *pa_meta(const pa_pool *p)
+{
+    return (pa_pool_meta *)(pa_region_of(p) + PA_META_OFFSET + pa_pool_off(p) / 4);
+}
+
+/* Index of pool p in its arena (0..63). */
+static inline size_t pa_pool_index(const pa_pool *p)
+{
+    return (pa_pool_off(p) / PA_POOL_DESC_SIZE) & (PA_ARENA_POOLS - 1);
+}
+
+/* Header of the arena holding small pointer p (a block, not a descriptor). */
+static inline pa_arena *pa_arena_of(const void *p)
+{
+    size_t slot = ((uintptr_t)p >> PA_ARENA_SHIFT) & (PA_REGION_ARENAS - 1);
+    return (pa_arena *)(pa_region_of(p) + PA_ARENAS_OFFSET + slot * PA_ARENA_HDR_SIZE);
+}
+
+/* The arena's 256 KiB, from its header. */
+static inline char *pa_arena_base(const pa_arena *a)
+{
+    size_t slot = ((uintptr_t)a - pa_region_of(a) - PA_ARENAS_OFFSET) / PA_ARENA_HDR_SIZE;
+    return (char *)(pa_region_of(a) + slot * PA_ARENA_SIZE);
+}
+
+static inline pa_pool *pa_arena_pool(const pa_arena *a, size_t i)
+{
+    return pa_pool_of(pa_arena_base(a) + i * PA_POOL_SIZE);
+}
+
+static inline pa_arena *pa_pool_arena(const pa_pool *p)
+{
+    return pa_arena_of(pa_pool_page(p));
+}
+
+static inline struct pa_heap *pa_pool_owner(const pa_pool *p)
+{
+    return (struct pa_heap *)((uintptr_t)pa_meta(p)->owner & ~PA_OWNER_CAREFUL);
+}
+
+static inline size_t pa_pool_block_size(const pa_pool *p)
+{
+    return pa_class_size(pa_meta(p)->cls);
 }
 
 /* Free-list links as the slow paths read and write them: encoded with pa_list_key, which is 0
@@ -66,28 +123,30 @@ static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_blo
 /* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
  * 2^32, is below magic = ceil(2^32 / size) (Lemire, Kaser and Kurz: exact for every 12-bit
  * offset and size up to 512; checked exhaustively). Past `limit` lies only the page's slack. */
-static inline __attribute__((always_inline)) bool pa_block_start(const pa_pool *p, const void *ptr)
+static inline __attribute__((always_inline)) bool pa_block_start(const pa_pool_meta *m,
+                                                                 const void *ptr)
 {
     uint32_t off = (uint32_t)((uintptr_t)ptr & (PA_POOL_SIZE - 1));
-    return off * p->magic < p->magic && off < p->limit;
+    return off * m->magic < m->magic && off < m->limit;
 }
 
 /* The same test without the limit, for the free fast path: in the slack only the offset
  * `limit` itself is a multiple of the size (the slack is shorter than a block), and carving
  * gives that pseudo-block the free mark, so a free of it still leaves the fast path for the
  * full check. */
-static inline __attribute__((always_inline)) bool pa_block_start_or_slack(const pa_pool *p,
+static inline __attribute__((always_inline)) bool pa_block_start_or_slack(const pa_pool_meta *m,
                                                                           const void *ptr)
 {
     uint32_t off = (uint32_t)((uintptr_t)ptr & (PA_POOL_SIZE - 1));
-    return off * p->magic < p->magic;
+    return off * m->magic < m->magic;
 }
 
 static inline __attribute__((always_inline)) uint32_t pa_pool_capacity(const pa_pool *p)
 {
+    const pa_pool_meta *m = pa_meta(p);
     /* limit / block_size without a divide: magic exceeds 2^32 / block_size by less than 1,
      * so the product's excess is below limit / 2^32 and the floor is exact */
-    return (uint32_t)(((uint64_t)p->limit * p->magic) >> 32);
+    return (uint32_t)(((uint64_t)m->limit * m->magic) >> 32);
 }
 
 /* The byte of the waste table (config.h) that belongs to small block p. */
@@ -132,13 +191,15 @@ static inline __attribute__((always_inline)) void *pa_small_alloc(size_t cls)
 static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
     pa_pool *p = pa_pool_of(ptr);
+    const pa_pool_meta *m = pa_meta_of(ptr);
     pa_heap *h = pa_tls_heap;
     pa_block *b = ptr;
-    if (unlikely(p->owner != h)) {
+    pa_pool_meta meta = { .owner = m->owner, .magic = m->magic };  /* one line: read at once */
+    if (unlikely(meta.owner != h)) {
         pa_heap_free_remote(h, p, b);   /* tail calls: the fast path keeps no stack frame */
         return;
     }
-    if (unlikely(!pa_block_start_or_slack(p, ptr) || b->mark == pa_free_mark(b))) {
+    if (unlikely(!pa_block_start_or_slack(&meta, ptr) || b->mark == pa_free_mark(b))) {
         pa_free_suspect(h, p, b);
         return;
     }

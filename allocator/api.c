@@ -45,7 +45,7 @@ size_t pa_api_usable_size(const void *ptr)
         return 0;
     if (pa_owned(ptr)) {
         pa_check_live(ptr, "malloc_usable_size");
-        return pa_pool_of(ptr)->block_size;
+        return pa_class_size(pa_meta_of(ptr)->cls);
     }
     pa_check_large(ptr, "malloc_usable_size");
     return pa_large_usable(ptr);
@@ -69,7 +69,7 @@ void *pa_api_realloc(void *ptr, size_t n)
         pa_check_large(ptr, "realloc");
     if (!small_old && n > PA_SMALL_MAX)
         return pa_large_realloc(ptr, n);
-    size_t old = small_old ? pa_pool_of(ptr)->block_size : pa_large_usable(ptr);
+    size_t old = small_old ? pa_class_size(pa_meta_of(ptr)->cls) : pa_large_usable(ptr);
     if (small_old && n <= PA_SMALL_MAX && pa_class_size(pa_class_of(n)) == old) {
         if (unlikely(pa_track_on))
             pa_track_resize(ptr, n);

@@ -17,11 +17,11 @@
 
 static pthread_mutex_t pa_arena_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Arenas with free pools, by how many (1..63; 63: wholly free): taking from the lowest
+/* Arenas with free pools, by how many (1..64; 64: wholly free): taking from the lowest
  * non-empty bucket serves the fullest arena first, so the emptiest drain and can go back to
  * the OS. Arenas with no free pool are on no list. */
-static pa_arena *pa_bucket[PA_ARENA_PAGES];
-static uint64_t  pa_bucket_nonempty;          /* bit n: pa_bucket[n] is not empty */
+static pa_arena *pa_bucket[PA_ARENA_POOLS + 1];
+static uint64_t  pa_bucket_nonempty;          /* bit n - 1: pa_bucket[n] is not empty */
 static pa_arena *pa_dirty_oldest, *pa_dirty_newest; /* arenas with dirty pools, oldest first */
 static size_t    pa_ndirty;                   /* dirty pools in all arenas */
 static pa_arena_counts pa_counts;
@@ -31,7 +31,7 @@ static void bucket_remove(pa_arena *a)
     if (a->prev)
         a->prev->next = a->next;
     else if ((pa_bucket[a->nfree] = a->next) == NULL)
-        pa_bucket_nonempty &= ~(UINT64_C(1) << a->nfree);
+        pa_bucket_nonempty &= ~(UINT64_C(1) << (a->nfree - 1));
     if (a->next)
         a->next->prev = a->prev;
 }
@@ -43,7 +43,7 @@ static void bucket_insert(pa_arena *a)
     if (a->next)
         a->next->prev = a;
     pa_bucket[a->nfree] = a;
-    pa_bucket_nonempty |= UINT64_C(1) << a->nfree;
+    pa_bucket_nonempty |= UINT64_C(1) << (a->nfree - 1);
 }
 
 /* ---- the dirty list: arenas with dirty pools, by when their oldest dirty pool was freed */
@@ -114,10 +114,11 @@ static pa_arena *arena_new(void)
         return NULL;
     a->free_pools = NULL;
     for (size_t i = PA_ARENA_POOLS; i-- > 0;) {
-        a->pools[i].state = PA_POOL_FREE;
-        a->pools[i].carved = 0;
-        a->pools[i].next = a->free_pools;
-        a->free_pools = &a->pools[i];
+        pa_pool *p = pa_arena_pool(a, i);   /* its page of descriptors reads as zeroes */
+        p->state = PA_POOL_FREE;
+        pa_meta(p)->owner = NULL;
+        p->next = a->free_pools;
+        a->free_pools = p;
     }
     a->nfree = PA_ARENA_POOLS;
     a->dirty = 0;
@@ -161,13 +162,12 @@ static void purge_arena(pa_arena *a)
     while (d) {
         int first = __builtin_ctzll(d);
         uint64_t run = d >> first;
-        int len = __builtin_ctzll(~run);           /* bit 63 is never set: ~run != 0 */
-        /* bit i stands for page i + 1 */
-        pa_os_purge((char *)a + (size_t)(first + 1) * PA_POOL_SIZE, (size_t)len * PA_POOL_SIZE);
+        int len = ~run ? __builtin_ctzll(~run) : 64 - first;
+        pa_os_purge(pa_arena_base(a) + (size_t)first * PA_POOL_SIZE, (size_t)len * PA_POOL_SIZE);
         for (int i = first; i < first + len; i++)
-            a->pools[i].carved = 0;   /* the page reads as zeros now: carve it again */
+            pa_arena_pool(a, (size_t)i)->carved = 0;   /* the page reads as zeros: carve again */
         pa_counts.pools_purged += (size_t)len;
-        d &= ~(((UINT64_C(1) << len) - 1) << first);
+        d &= len == 64 ? 0 : ~(((UINT64_C(1) << len) - 1) << first);
     }
     pa_ndirty -= (size_t)__builtin_popcountll(a->dirty);
     a->dirty = 0;
@@ -192,7 +192,7 @@ pa_pool *pa_arena_pool_get(void)
         purge_due(now_ms());
     pa_arena *a;
     if (pa_bucket_nonempty) {
-        a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty)];
+        a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty) + 1];
         bucket_remove(a);
     } else if ((a = arena_new()) == NULL) {
         pthread_mutex_unlock(&pa_arena_lock);
@@ -201,7 +201,7 @@ pa_pool *pa_arena_pool_get(void)
     pa_pool *p = a->free_pools;                   /* LIFO: the most recently freed, likely resident */
     a->free_pools = p->next;
     a->nfree--;
-    mark_clean(a, (size_t)(p - a->pools));
+    mark_clean(a, pa_pool_index(p));
     if (a->nfree)
         bucket_insert(a);
     pa_counts.pools_taken++;
@@ -211,18 +211,18 @@ pa_pool *pa_arena_pool_get(void)
 
 void pa_arena_pool_put(pa_pool *p)
 {
-    pa_arena *a = pa_arena_of(p);
+    pa_arena *a = pa_pool_arena(p);
     pthread_mutex_lock(&pa_arena_lock);
     uint64_t now = now_ms();
     p->state = PA_POOL_FREE;
-    p->owner = NULL;
+    pa_meta(p)->owner = NULL;
     p->next = a->free_pools;
     a->free_pools = p;
     if (a->nfree)
         bucket_remove(a);
     a->nfree++;
     bucket_insert(a);
-    mark_dirty(a, (size_t)(p - a->pools), now);
+    mark_dirty(a, pa_pool_index(p), now);
     purge_due(now);
     pthread_mutex_unlock(&pa_arena_lock);
 }

@@ -73,7 +73,7 @@ _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn, 
 static bool valid_link(const pa_pool *p, const pa_block *link)
 {
     return ((uintptr_t)link & ~(uintptr_t)(PA_POOL_SIZE - 1)) == (uintptr_t)pa_pool_page(p) &&
-           pa_block_start(p, link);
+           pa_block_start(pa_meta(p), link);
 }
 
 /* Is b on the list starting at head? Links are validated before being followed and the walk
@@ -99,7 +99,7 @@ static bool is_free(const pa_pool *p, const pa_block *b)
     if (on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b))
         return true;
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
-        pa_remote_batch *r = &h->remote[p->cls];
+        pa_remote_batch *r = &h->remote[pa_meta(p)->cls];
         if (__atomic_load_n(&r->pool, __ATOMIC_ACQUIRE) == p &&
             on_list(p, __atomic_load_n(&r->first, __ATOMIC_RELAXED), b))
             return true;
@@ -111,10 +111,11 @@ static bool is_free(const pa_pool *p, const pa_block *b)
  * Aborts, unless the mark was the program's own data (then the free goes on). */
 void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
 {
-    if (p->state == PA_POOL_FREE || !pa_block_start(p, b))
+    const pa_pool_meta *m = pa_meta(p);
+    if (m->owner == NULL || !pa_block_start(m, b))
         pa_check_fail("invalid pointer", b, fn, 0);
     if (b->mark == pa_free_mark(b) && is_free(p, b))
-        pa_check_fail("double free", b, fn, p->block_size);
+        pa_check_fail("double free", b, fn, pa_class_size(m->cls));
 }
 
 /* The inline free fast path's suspicion, out of line: check (unless at level 0), then finish
@@ -147,9 +148,10 @@ void pa_check_handout(pa_pool *p, pa_block *b)
 {
     if (pa_check_level >= 2) {
         const unsigned char *c = (const unsigned char *)b;
-        for (size_t i = sizeof(pa_block); i < p->block_size; i++)
+        size_t size = pa_pool_block_size(p);
+        for (size_t i = sizeof(pa_block); i < size; i++)
             if (c[i] != PA_FREE_FILL)
-                pa_check_fail("use after free: write to freed block", b, "malloc", p->block_size);
+                pa_check_fail("use after free: write to freed block", b, "malloc", size);
     }
     b->mark = 0;
 }
@@ -159,7 +161,7 @@ void pa_check_handout(pa_pool *p, pa_block *b)
 void pa_check_freed(pa_pool *p, pa_block *b)
 {
     if (pa_check_level >= 2)
-        memset((char *)b + sizeof(pa_block), PA_FREE_FILL, p->block_size - sizeof(pa_block));
+        memset((char *)b + sizeof(pa_block), PA_FREE_FILL, pa_pool_block_size(p) - sizeof(pa_block));
     b->mark = pa_free_mark(b);
 }
 
@@ -178,7 +180,7 @@ void *pa_careful_malloc(size_t n)
         pa_block *next = pa_next(b);
         if (pa_check_level >= 2 && next && !valid_link(p, next))
             pa_check_fail("use after free: free-list link overwritten in freed block", b, "malloc",
-                          p->block_size);
+                          pa_pool_block_size(p));
         p->free = next;
         p->left++;
         h->nalloc[cls]++;

@@ -14,19 +14,34 @@
 #define PA_POOL_SIZE      ((size_t)1 << PA_POOL_SHIFT) /* 4 KiB: one page, one size class */
 #define PA_ARENA_SHIFT    18
 #define PA_ARENA_SIZE     ((size_t)1 << PA_ARENA_SHIFT) /* 256 KiB, aligned to its size */
-#define PA_ARENA_PAGES    (PA_ARENA_SIZE / PA_POOL_SIZE) /* 64 pages: page 0 is the header */
-#define PA_ARENA_POOLS    (PA_ARENA_PAGES - 1)          /* 63 usable pools per arena */
+#define PA_ARENA_PAGES    (PA_ARENA_SIZE / PA_POOL_SIZE) /* 64 pages */
+#define PA_ARENA_POOLS    PA_ARENA_PAGES                /* every page is a pool: the headers
+                                                           live in the region's tables */
 
 /* Arenas are carved from regions of reserved address space; the ownership map has one byte per
  * region, so a region is the granule at which "is this pointer ours?" is answered. */
 #define PA_REGION_SHIFT   25
 #define PA_REGION_SIZE    ((size_t)1 << PA_REGION_SHIFT) /* 32 MiB = 128 arenas */
 #define PA_REGION_ARENAS  (PA_REGION_SIZE / PA_ARENA_SIZE)
-/* The region's last 2 MiB (8 arena slots) hold the waste table: one byte per 16-byte granule of
- * the arenas before it (a block's first granule holds the low byte of its request, track.c),
- * written only while stats are on (pages untouched otherwise). */
-#define PA_REGION_USABLE  120                            /* arena slots per region */
+/* The region's last 2.5 MiB (10 arena slots) hold its tables, indexed by page of the region or
+ * by arena slot, whose pages are touched only where they describe arenas in use:
+ *   waste table: one byte per 16-byte granule of the arenas before it (a block's first granule
+ *                holds the low byte of its request, track.c), written only while stats are on;
+ *   pools:       one 64-byte pa_pool descriptor per page (one page of them per arena);
+ *   metadata:    one 16-byte pa_pool_meta per page;
+ *   arenas:      one 64-byte pa_arena header per slot.
+ * Descriptor and metadata share the index, so that the free fast path finds both with one
+ * shift and mask (alloc.h). */
+#define PA_REGION_USABLE  118                            /* arena slots per region */
+#define PA_REGION_PAGES   (PA_REGION_SIZE / PA_POOL_SIZE)
 #define PA_WASTE_OFFSET   (PA_REGION_USABLE * PA_ARENA_SIZE)
+#define PA_WASTE_SIZE     (PA_WASTE_OFFSET / PA_ALIGN)
+#define PA_POOLS_OFFSET   (PA_WASTE_OFFSET + PA_WASTE_SIZE)
+#define PA_POOL_DESC_SIZE 64
+#define PA_META_OFFSET    (PA_POOLS_OFFSET + PA_REGION_PAGES * PA_POOL_DESC_SIZE)
+#define PA_META_SIZE      16
+#define PA_ARENAS_OFFSET  (PA_META_OFFSET + PA_REGION_PAGES * PA_META_SIZE)
+#define PA_ARENA_HDR_SIZE 64
 #define PA_ADDR_BITS      47                             /* user space of x86-64 / aarch64 (4 levels) */
 #define PA_MAP_ENTRIES    ((size_t)1 << (PA_ADDR_BITS - PA_REGION_SHIFT)) /* 4 Mi bytes of .bss */
 #define PA_MAX_REGIONS    4096                           /* 128 GiB of small objects at most */
@@ -49,11 +64,14 @@ _Static_assert(PA_REMOTE_BATCH_BYTES / PA_SMALL_MAX >= 2, "every class batches t
 
 _Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");
 _Static_assert(PA_ARENA_SIZE % PA_POOL_SIZE == 0, "an arena is a whole number of pools");
-_Static_assert(PA_ARENA_PAGES == 64, "pool bitmaps of an arena are one 64-bit word");
+_Static_assert(PA_ARENA_POOLS == 64, "pool bitmaps of an arena are one 64-bit word");
 _Static_assert(PA_REGION_SIZE % PA_ARENA_SIZE == 0, "a region is a whole number of arenas");
 _Static_assert(PA_REGION_ARENAS == 128, "region slot bitmaps are two 64-bit words");
-_Static_assert(PA_WASTE_OFFSET / PA_ALIGN <= PA_REGION_SIZE - PA_WASTE_OFFSET,
-               "the waste table covers every usable arena");
+_Static_assert(PA_ARENAS_OFFSET + PA_REGION_ARENAS * PA_ARENA_HDR_SIZE <= PA_REGION_SIZE,
+               "the tables fit behind the usable arenas");
+_Static_assert(PA_POOLS_OFFSET % PA_POOL_SIZE == 0 && PA_META_OFFSET % PA_POOL_SIZE == 0,
+               "the tables start on pages; an arena's descriptors fill one page");
+_Static_assert(PA_ARENA_POOLS * PA_POOL_DESC_SIZE == PA_POOL_SIZE, "one page of descriptors");
 _Static_assert(PA_SMALL_MAX * 8 <= PA_POOL_SIZE, "the largest class still fits 8 blocks a pool");
 
 #define likely(x)   __builtin_expect(!!(x), 1)

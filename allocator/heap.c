@@ -52,20 +52,20 @@ static void unpin(pa_pool *p)
 /* A pinned pool is the sole member of its ring: whoever joins it ends the pin. */
 static void ring_insert_head(pa_heap *h, pa_pool *p)
 {
-    pa_pool *head = h->cur[p->cls];
+    pa_pool *head = h->cur[pa_meta(p)->cls];
     if (head != &pa_empty_pool)
         unpin(head);
     p->prev = NULL;
     p->next = head == &pa_empty_pool ? NULL : head;
     if (p->next)
         p->next->prev = p;
-    h->cur[p->cls] = p;
+    h->cur[pa_meta(p)->cls] = p;
 }
 
 /* A reattached pool goes second: as head it would be exhausted and detached again at once. */
 static void ring_insert_second(pa_heap *h, pa_pool *p)
 {
-    pa_pool *head = h->cur[p->cls];
+    pa_pool *head = h->cur[pa_meta(p)->cls];
     if (head == &pa_empty_pool) {
         ring_insert_head(h, p);
         return;
@@ -83,7 +83,7 @@ static void ring_remove(pa_heap *h, pa_pool *p)
     if (p->prev)
         p->prev->next = p->next;
     else
-        h->cur[p->cls] = p->next ? p->next : &pa_empty_pool;
+        h->cur[pa_meta(p)->cls] = p->next ? p->next : &pa_empty_pool;
     if (p->next)
         p->next->prev = p->prev;
 }
@@ -127,7 +127,7 @@ static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool keep_last)
         unpin(p);
     if (p->state != PA_POOL_ATTACHED || p->left != 0)   /* ATTACHED: left == used */
         return;
-    if (keep_last && h->cur[p->cls] == p && p->next == NULL) {
+    if (keep_last && h->cur[pa_meta(p)->cls] == p && p->next == NULL) {
         p->pinned = 1;
         p->left = 1;
         return;
@@ -339,9 +339,9 @@ static void batch_push(pa_remote_batch *r)
 /* Does batch r of p's frees hold as many blocks as it may: PA_REMOTE_BATCH_MAX, or as many
  * as fit PA_REMOTE_BATCH_BYTES (at least 2: config.h)? A multiply, not a divide, on every
  * batched free. */
-static inline bool batch_full(const pa_remote_batch *r, const pa_pool *p)
+static inline bool batch_full(const pa_remote_batch *r, size_t cls)
 {
-    return r->n == PA_REMOTE_BATCH_MAX || (r->n + 1) * p->block_size > PA_REMOTE_BATCH_BYTES;
+    return r->n == PA_REMOTE_BATCH_MAX || (r->n + 1) * pa_class_size(cls) > PA_REMOTE_BATCH_BYTES;
 }
 
 /* Only a live heap ever batches, so the static boot and dead heaps have nothing to push. */
@@ -359,14 +359,15 @@ void pa_heap_remote_flush(pa_heap *h)
  * of it is caught meanwhile as any other. */
 void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
 {
+    const pa_pool_meta *m = pa_meta_of(b);
     if (pa_check_level) {
-        if (unlikely(p->state == PA_POOL_FREE))
+        if (unlikely(m->owner == NULL))   /* FREE */
             pa_check_fail("invalid pointer", b, "free", 0);
-        if (unlikely(!pa_block_start(p, b) || b->mark == pa_free_mark(b)))
+        if (unlikely(!pa_block_start(m, b) || b->mark == pa_free_mark(b)))
             pa_check_free_slow(p, b, "free");
     }
     pa_check_freed(p, b);
-    pa_heap *owner = pa_pool_owner(p);
+    pa_heap *owner = (pa_heap *)((uintptr_t)m->owner & ~PA_OWNER_CAREFUL);
     if (unlikely(owner == h)) {   /* level 2, a local free */
         pa_heap_free_local(h, p, b);
         return;
@@ -383,12 +384,12 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
         remote_push(p, b, b, 1);
         return;
     }
-    pa_remote_batch *r = &h->remote[p->cls];
+    pa_remote_batch *r = &h->remote[m->cls];
     if (r->pool == p) {
         pa_link(b, r->first);
         r->first = b;
         r->n++;
-        if (batch_full(r, p))
+        if (batch_full(r, m->cls))
             batch_push(r);
         return;
     }

@@ -4,22 +4,25 @@
  * Layers (addresses grow to the right):
  *
  *   region (32 MiB of reserved address space, aligned to 32 MiB; one byte in pa_space_map says "ours")
- *   +-----------+-----------+-----+-----------+
- *   | arena 0   | arena 1   | ... | arena 127 |      arenas are committed and released one by one
- *   +-----------+-----------+-----+-----------+
+ *   +---------+---------+-----+-----------+-------+-------------+----------+---------+
+ *   | arena 0 | arena 1 | ... | arena 117 | waste | descriptors | metadata | headers |
+ *   +---------+---------+-----+-----------+-------+-------------+----------+---------+
+ *   arenas are committed and released one by one; the tables after them (config.h) hold
+ *   everything the allocator knows about them, so that arenas hold nothing but blocks
  *
  *   arena (256 KiB, aligned to 256 KiB)
- *   +--------+--------+--------+-----+---------+
- *   | header | pool 1 | pool 2 | ... | pool 63 |   page 0 holds the arena header and the
- *   +--------+--------+--------+-----+---------+   descriptors of pools 1..63 (64 bytes each)
+ *   +--------+--------+-----+---------+
+ *   | pool 0 | pool 1 | ... | pool 63 |
+ *   +--------+--------+-----+---------+
  *
- *   pool (4 KiB page, one size class; its descriptor lives in the arena header, not in the page)
+ *   pool (4 KiB page, one size class)
  *   +-------+-------+-------+-----+---------+
  *   | block | block | block | ... | (slack) |     capacity = 4096 / class size blocks
  *   +-------+-------+-------+-----+---------+
  *
- * From any small pointer p, all arithmetic:  arena = p & ~(256K-1);  page = (p >> 12) & 63;
- * descriptor = &arena->pools[page - 1].
+ * From any small pointer p, all arithmetic: base = p & ~(32M-1); i = (p >> 12) & 8191, the page
+ * of the region; descriptor = base + PA_POOLS_OFFSET + 64 i; metadata = base + PA_META_OFFSET
+ * + 16 i; arena header = base + PA_ARENAS_OFFSET + 64 (i / 64).
  *
  * Pool states and which list holds a pool in each:
  *   FREE      in its arena's free-pool list; no class, no owner. Its page may still be resident
@@ -93,63 +96,68 @@ static inline uint32_t pa_tf_count(uintptr_t tf)
 
 struct pa_heap;
 
-/* Pool descriptor: one cache line, so that owners of neighbouring pools never share a line.
- * state sits at byte 61, which for the header page's pseudo-descriptor (pools[-1]) falls in the
- * arena header's padding and reads as PA_POOL_FREE. */
+/* Pool descriptor: the half of a pool's description that its owner writes at every malloc and
+ * free. One cache line, so that owners of neighbouring pools never share a line. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
     uint16_t           left;         /* owner: used - slow_at, where used counts the blocks not on
                                         `free` (live or remote-freed but not collected) + pinned;
                                         see PA_REATTACH_SHIFT and pa_pool_used */
     uint16_t           slow_at;      /* owner: used at the free fast path's exit */
-    uint16_t           block_size;   /* (cls + 1) * 16 */
-    uint16_t           limit;        /* end of the last block: capacity * block_size */
-    struct pa_heap    *owner;        /* heap that allocates from it, | PA_OWNER_CAREFUL under
-                                        PYARENA_CHECK=2 (read it with pa_pool_owner); NULL while
-                                        FREE */
-    struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FREE: arena list; FULL: unused */
-    _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
-    struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
-    uint32_t           magic;        /* ceil(2^32 / block_size): divisibility by a multiply */
-    uint8_t            cls;          /* size class index */
-    uint8_t            state;        /* enum pa_pool_state */
     uint8_t            pinned;       /* 1: sole pool of its class ring, with used biased by 1
                                         so that churn on it never reads as "empty" */
     uint8_t            carved;       /* cls + 1 while the page holds that class's complete
                                         free list, also while FREE; 0 once purged */
+    uint8_t            state;        /* enum pa_pool_state; FULL and ATTACHED alternate often,
+                                        and the metadata's line is shared (owner != NULL there
+                                        says "not FREE" to other threads) */
+    struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FREE: arena list; FULL: unused */
+    _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
+    struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
 } __attribute__((aligned(64))) pa_pool;
 
 _Static_assert(sizeof(pa_pool) == 64, "pool descriptors are one cache line");
+
+/* Pool metadata: the read-mostly half, in the region's metadata table (config.h), 16 bytes per
+ * page. A thread freeing into another thread's pool reads only this half and the block, so
+ * it no longer takes the line the owner writes at every malloc (which cost a miss on each
+ * side per block in producer/consumer pairs). Written only when the pool is taken from its
+ * arena or given back, so that entries can share lines: four to a line. Pages that hold no
+ * pool (the region's tables, unused slots) read as zeroes: no owner, as for a FREE pool. */
+typedef struct pa_pool_meta {
+    struct pa_heap    *owner;        /* heap that allocates from it, | PA_OWNER_CAREFUL under
+                                        PYARENA_CHECK=2 (read it with pa_pool_owner); NULL while
+                                        FREE */
+    uint32_t           magic;        /* ceil(2^32 / block size): divisibility by a multiply */
+    uint16_t           limit;        /* end of the last block: capacity * block size */
+    uint8_t            cls;          /* size class index */
+} pa_pool_meta;
+
+_Static_assert(sizeof(pa_pool_meta) == PA_META_SIZE, "metadata entries are 16 bytes");
 
 /* Under PYARENA_CHECK=2 a pool's owner word carries this bit, so that it never equals the
  * calling thread's heap and the inline free sends every free of the pool down the careful
  * remote path (heap.c) without a test of the level of its own. */
 #define PA_OWNER_CAREFUL ((uintptr_t)1)
 
-static inline struct pa_heap *pa_pool_owner(const pa_pool *p)
-{
-    return (struct pa_heap *)((uintptr_t)p->owner & ~PA_OWNER_CAREFUL);
-}
-
 static inline uint16_t pa_pool_used(const pa_pool *p)
 {
     return (uint16_t)(p->left + p->slow_at);
 }
 
-/* Arena header: page 0 of the arena. Fields under pa_arena_lock. */
+/* Arena header, in its region's table of headers. Fields under pa_arena_lock. */
 typedef struct pa_arena {
-    struct pa_arena   *next, *prev;  /* in bucket nfree (1..63, 63: wholly free); none when 0 */
+    struct pa_arena   *next, *prev;  /* in bucket nfree (1..64, 64: wholly free); none when 0 */
     pa_pool           *free_pools;   /* FREE pools, linked by next, most recently freed first */
     uint32_t           nfree;        /* pools on free_pools */
     uint32_t           region;       /* index of its region */
     uint64_t           dirty;        /* bit i: pool i is FREE and its page may be resident */
     struct pa_arena   *dirty_next, *dirty_prev; /* on the dirty list while dirty != 0 */
     uint64_t           dirty_since;  /* ms (monotonic) when dirty last went from 0 to non-0 */
-    pa_pool            pools[PA_ARENA_POOLS]; /* descriptor of page i is pools[i - 1] */
 } pa_arena;
 
-_Static_assert(sizeof(pa_arena) == PA_POOL_SIZE, "the arena header fills exactly page 0");
-_Static_assert(offsetof(pa_arena, pools) == sizeof(pa_pool), "pools[i - 1] is at 64 * i");
+_Static_assert(sizeof(pa_arena) == PA_ARENA_HDR_SIZE, "arena headers are 64 bytes");
+_Static_assert(sizeof(pa_pool) == PA_POOL_DESC_SIZE, "descriptors are 64 bytes");
 
 /* Per-thread heap. Everything but `reclaim` and `state` is touched by the owning thread only
  * (or, once the heap is abandoned, under pa_heaps_lock). Heaps are never unmapped: a heap whose

@@ -23,11 +23,11 @@ static void pool_carve(pa_pool *p, size_t cls)
         pa_block *slack = (pa_block *)(page + cap * size);
         slack->mark = pa_free_mark(slack);
     }
+    pa_pool_meta *m = pa_meta(p);
     p->free = (pa_block *)page;
-    p->cls = (uint8_t)cls;
-    p->limit = (uint16_t)(cap * size);
-    p->block_size = (uint16_t)size;
-    p->magic = (uint32_t)(((UINT64_C(1) << 32) + size - 1) / size);
+    m->cls = (uint8_t)cls;
+    m->limit = (uint16_t)(cap * size);
+    m->magic = (uint32_t)(((UINT64_C(1) << 32) + size - 1) / size);
     p->carved = (uint8_t)(cls + 1);
 }
 
@@ -40,7 +40,8 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
         pool_carve(p, cls);
     p->left = 0;
     p->slow_at = 0;
-    p->owner = (pa_heap *)((uintptr_t)owner | (pa_careful ? PA_OWNER_CAREFUL : 0));
+    pa_pool_meta *m = pa_meta(p);
+    m->owner = (pa_heap *)((uintptr_t)owner | (pa_careful ? PA_OWNER_CAREFUL : 0));
     p->next = p->prev = NULL;
     p->reclaim_next = NULL;
     atomic_store_explicit(&p->thread_free, 0, memory_order_relaxed);

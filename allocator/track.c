@@ -36,7 +36,8 @@ void pa_track_resize(void *p, size_t n)
 uint64_t pa_track_pool_waste(const pa_pool *p)
 {
     const char *page = pa_pool_page(p);
-    size_t size = p->block_size, limit = p->limit;
+    const pa_pool_meta *m = pa_meta(p);
+    size_t size = pa_class_size(m->cls), limit = m->limit;
     uint64_t sum = 0;
     for (size_t off = 0; size && off + size <= limit; off += size) {
         const pa_block *b = (const pa_block *)(page + off);

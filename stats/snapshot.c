@@ -19,12 +19,13 @@ static void walk_arena(pa_arena *a, void *arg)
 {
     pa_snapshot *s = arg;
     for (size_t i = 0; i < PA_ARENA_POOLS; i++) {
-        const pa_pool *p = &a->pools[i];
+        const pa_pool *p = pa_arena_pool(a, i);
+        const pa_pool_meta *m = pa_meta(p);
         if (p->state == PA_POOL_FREE) {
             s->pools_free++;
             continue;
         }
-        pa_class_snapshot *c = &s->cls[p->cls];
+        pa_class_snapshot *c = &s->cls[m->cls];
         size_t pending = remote_pending(p);
         size_t cap = pa_pool_capacity(p);
         size_t used = (size_t)pa_pool_used(p) - p->pinned;   /* racy reads: keep within bounds */

@@ -14,7 +14,7 @@
 static void check_full_pools(pa_arena *a, void *heap)
 {
     for (size_t i = 0; i < PA_ARENA_POOLS; i++) {
-        const pa_pool *p = &a->pools[i];
+        const pa_pool *p = pa_arena_pool(a, i);
         if (pa_pool_owner(p) == heap && p->state == PA_POOL_FULL)
             cr_assert_lt(p->slow_at, pa_pool_used(p), "FULL pool past its reattach point");
     }
@@ -26,7 +26,7 @@ static inline void check_ring(const pa_heap *h)
         const pa_pool *prev = NULL;
         for (const pa_pool *p = h->cur[c]; p != &pa_empty_pool && p; p = p->next) {
             cr_assert_eq(p->state, PA_POOL_ATTACHED, "class %zu: ring pool not ATTACHED", c);
-            cr_assert_eq(p->cls, c, "pool of class %u on ring %zu", p->cls, c);
+            cr_assert_eq(pa_meta(p)->cls, c, "pool of class %u on ring %zu", pa_meta(p)->cls, c);
             cr_assert_eq(pa_pool_owner(p), h);
             cr_assert_eq(p->prev, prev, "broken back link");
             cr_assert_leq(pa_pool_used(p) - p->pinned, pa_pool_capacity(p));

@@ -98,7 +98,7 @@ Test(arena, a_released_pool_keeps_its_carving_until_purged)
     for (size_t i = PER_POOL; i < 2 * PER_POOL; i++)
         pa_free(b[i]);
     cr_assert_eq(v1->state, PA_POOL_FREE);
-    cr_assert_eq(v1->carved, v1->cls + 1);
+    cr_assert_eq(v1->carved, pa_meta(v1)->cls + 1);
     void *head = v1->free;
     cr_assert_eq(head, b[2 * PER_POOL - 1], "the last freed block heads the list");
     void *again[PER_POOL];

@@ -120,10 +120,16 @@ Test(check, pointer_into_a_free_pool_aborts, .signal = SIGABRT)
     pa_free(p + 4096 * 5);     /* same arena, a pool never handed out */
 }
 
-Test(check, pointer_into_the_arena_header_aborts, .signal = SIGABRT)
+Test(check, pointer_into_the_region_tables_aborts, .signal = SIGABRT)
 {
     char *p = pa_malloc(64);
-    pa_free((char *)pa_arena_of(p) + 64);
+    pa_free(pa_pool_of(p));    /* a descriptor: inside the region, but no block */
+}
+
+Test(check, pointer_into_the_arena_headers_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_free(pa_arena_of(p));
 }
 
 Test(check, realloc_of_a_freed_block_aborts, .signal = SIGABRT)

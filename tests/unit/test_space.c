@@ -44,12 +44,18 @@ Test(space, foreign_memory_is_not)
     munmap(none, 4096);
 }
 
-Test(space, regions_are_aligned_and_hold_120_arenas)
+Test(space, regions_are_aligned_and_hold_118_arenas)
 {
     void *p = pa_malloc(64);
     pa_arena *a = pa_arena_of(p);
-    cr_assert_eq((uintptr_t)a % PA_ARENA_SIZE, 0);
-    cr_assert_lt((uintptr_t)a % PA_REGION_SIZE, PA_WASTE_OFFSET, "arena in the waste table");
+    char *base = pa_arena_base(a);
+    cr_assert_eq((uintptr_t)base % PA_ARENA_SIZE, 0);
+    cr_assert_lt((uintptr_t)base % PA_REGION_SIZE, PA_WASTE_OFFSET, "arena in the tables");
+    cr_assert_eq((uintptr_t)a - pa_region_of(p) - PA_ARENAS_OFFSET,
+                 ((uintptr_t)base % PA_REGION_SIZE) / PA_ARENA_SIZE * sizeof(pa_arena));
+    cr_assert_eq(pa_arena_pool(a, pa_pool_index(pa_pool_of(p))), pa_pool_of(p));
+    cr_assert_eq(pa_pool_page(pa_pool_of(p)), (void *)((uintptr_t)p & ~(PA_POOL_SIZE - 1)));
+    cr_assert_eq(pa_meta(pa_pool_of(p)), pa_meta_of(p));
     cr_assert_eq(pa_space_regions(), 1);
     pa_free(p);
 }

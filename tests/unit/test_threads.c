@@ -41,7 +41,7 @@ Test(threads, remote_frees_return_to_the_owner)
     sem_wait(&go_free);
     for (int i = 0; i < N; i++) {
         pa_pool *p = pa_pool_of(blocks[i]);
-        cr_assert_neq(p->owner, pa_tls_heap);
+        cr_assert_neq(pa_meta(p)->owner, pa_tls_heap);
         pa_free(blocks[i]);
     }
     pa_snapshot s;
@@ -122,7 +122,7 @@ Test(threads, blocks_of_an_exited_thread_can_be_freed_and_its_heap_is_adopted)
     pthread_t t;
     pthread_create(&t, NULL, alloc_and_exit, NULL);
     pthread_join(t, NULL);
-    pa_heap *dead = pa_pool_of(blocks[0])->owner;
+    pa_heap *dead = pa_meta_of(blocks[0])->owner;
     cr_assert_eq(dead->state, PA_HEAP_ABANDONED);
     for (int i = 0; i < N; i++)
         pa_free(blocks[i]);
@@ -133,7 +133,7 @@ Test(threads, blocks_of_an_exited_thread_can_be_freed_and_its_heap_is_adopted)
     void *fresh;
     pthread_create(&t, NULL, alloc_one, &fresh);
     pthread_join(t, NULL);
-    cr_assert_eq(pa_pool_of(fresh)->owner, dead, "new thread did not adopt the abandoned heap");
+    cr_assert_eq(pa_meta_of(fresh)->owner, dead, "new thread did not adopt the abandoned heap");
     pa_snapshot_take(&s);
     cr_assert_eq(s.threads, 2, "heaps: %zu", s.threads);
     pa_free(fresh);
