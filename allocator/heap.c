@@ -336,14 +336,6 @@ static void batch_push(pa_remote_batch *r)
     r->pool = NULL;
 }
 
-/* Does batch r of p's frees hold as many blocks as it may: PA_REMOTE_BATCH_MAX, or as many
- * as fit PA_REMOTE_BATCH_BYTES (at least 2: config.h)? A multiply, not a divide, on every
- * batched free. */
-static inline bool batch_full(const pa_remote_batch *r, size_t cls)
-{
-    return r->n == PA_REMOTE_BATCH_MAX || (r->n + 1) * pa_class_size(cls) > PA_REMOTE_BATCH_BYTES;
-}
-
 /* Only a live heap ever batches, so the static boot and dead heaps have nothing to push. */
 void pa_heap_remote_flush(pa_heap *h)
 {
@@ -352,14 +344,11 @@ void pa_heap_remote_flush(pa_heap *h)
             batch_push(&h->remote[c]);
 }
 
-/* p's owner word is not h, the calling thread's heap: p belongs to another heap, or is not in
- * use at all (a bad pointer), or carries PA_OWNER_CAREFUL (level 2), when it may be h's own.
- * A live heap batches the block: the CAS on p's thread_free (whose line p's owner writes at
- * every malloc) is paid once per batch. The block is marked free at once, so a second free
- * of it is caught meanwhile as any other. */
-void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
+/* The rest of pa_heap_free_remote: the checks, the first free of a batch, level 2, and heaps
+ * that are not live. */
+static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, pa_block *b,
+                                                        const pa_pool_meta *m)
 {
-    const pa_pool_meta *m = pa_meta_of(b);
     if (pa_check_level) {
         if (unlikely(m->owner == NULL))   /* FREE */
             pa_check_fail("invalid pointer", b, "free", 0);
@@ -385,11 +374,10 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
         return;
     }
     pa_remote_batch *r = &h->remote[m->cls];
-    if (r->pool == p) {
+    if (r->pool == p) {   /* level 2, or a block whose data looked like the free mark */
         pa_link(b, r->first);
         r->first = b;
-        r->n++;
-        if (batch_full(r, m->cls))
+        if (++r->n == r->limit)
             batch_push(r);
         return;
     }
@@ -399,6 +387,36 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
     r->pool = p;
     r->first = r->last = b;
     r->n = 1;
+    uint32_t fit = (uint32_t)(PA_REMOTE_BATCH_BYTES / pa_class_size(m->cls));
+    r->limit = fit < PA_REMOTE_BATCH_MAX ? fit : PA_REMOTE_BATCH_MAX;
+}
+
+/* p's owner word is not h, the calling thread's heap: p belongs to another heap, or is not in
+ * use at all (a bad pointer), or carries PA_OWNER_CAREFUL (level 2), when it may be h's own.
+ * A live heap batches the block: the CAS on p's thread_free (whose line p's owner writes at
+ * every malloc) is paid once per batch. The block is marked free at once, so a second free
+ * of it is caught meanwhile as any other.
+ *
+ * Adding to the batch under way is the common case, kept short: a heap that holds a batch is
+ * its thread's live heap (thread exit switches to the dead heap before it flushes), and the
+ * batch's owner was live when the batch began; if it has been abandoned since, remote_push
+ * hands the blocks over under the lock. */
+void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
+{
+    const pa_pool_meta *m = pa_meta_of(b);
+    unsigned level = pa_check_level;
+    pa_remote_batch *r = &h->remote[m->cls];
+    /* The batch's blocks keep p in use, so p is not FREE: level 1 checks the rest. */
+    if (likely(r->pool == p) && likely(level < 2) &&
+        likely(level == 0 || (pa_block_start(m, b) && b->mark != pa_free_mark(b)))) {
+        b->mark = pa_free_mark(b);
+        b->next = r->first;   /* raw link: the list key is 0 below level 2 */
+        r->first = b;
+        if (++r->n == r->limit)
+            batch_push(r);
+        return;
+    }
+    free_remote_other(h, p, b, m);
 }
 
 /* ---- whole-heap operations */

@@ -168,7 +168,9 @@ typedef struct pa_remote_batch {
     pa_pool  *pool;    /* NULL: empty */
     pa_block *first;   /* chain first .. last, linked with pa_link */
     pa_block *last;
-    uint32_t  n;       /* blocks in the chain, below the pool's batch limit (heap.c) */
+    uint32_t  n;       /* blocks in the chain, below limit */
+    uint32_t  limit;   /* pushed when n reaches it: PA_REMOTE_BATCH_MAX blocks, fewer if
+                          PA_REMOTE_BATCH_BYTES fit fewer of the class (at least 2: config.h) */
 } pa_remote_batch;
 
 typedef struct pa_heap {
