@@ -51,6 +51,32 @@ Test(arena, wholly_free_arenas_are_released_past_the_cache)
     pa_large_free(b);
 }
 
+/* The region's tables hold everything about an arena (internal.h): a released arena gives its
+ * page of descriptors back with its own pages, and its slot serves again from zeroes. */
+Test(arena, a_released_arena_gives_back_its_descriptors_and_serves_again)
+{
+    pa_config.decay_ms = 0;
+    void **b = fill(2 * PER_ARENA);
+    pa_pool *first = pa_pool_of(b[0]);
+    cr_assert_eq(pa_pool_index(first), 0, "a fresh arena serves its first pool first");
+    for (size_t i = 0; i < 2 * PER_ARENA; i++)
+        pa_free(b[i]);
+    pa_api_trim();
+    pa_arena_counts c;
+    pa_arena_counts_get(&c);
+    cr_assert_eq(c.current, 0, "malloc_trim left %zu arenas", c.current);
+    cr_assert_not(resident(first), "the released arena's descriptors are still resident");
+    cr_assert_not(resident(pa_pool_page(first)), "the released arena is still resident");
+    cr_assert_null(pa_meta(first)->owner);
+    void *x = pa_malloc(512);
+    cr_assert_eq(pa_arena_of(x), pa_arena_of(b[0]), "the lowest slot did not serve again");
+    cr_assert_eq((void *)x, pa_pool_page(first), "not carved again from the first block");
+    cr_assert_eq(first->carved, pa_class_of(512) + 1);
+    cr_assert_eq(pa_meta(first)->owner, pa_tls_heap);
+    pa_free(x);
+    pa_large_free(b);
+}
+
 Test(arena, fullest_arena_serves_first)
 {
     pa_config.arena_cache = 4;

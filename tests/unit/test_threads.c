@@ -218,3 +218,53 @@ Test(threads, fork_child_frees_blocks_of_other_threads)
     pthread_join(t[0], NULL);
     pthread_join(t[1], NULL);
 }
+
+/* A thread's frees into one pool of another heap wait in its batch for that class, which goes
+ * onto the pool's remote stack whole when it reaches the class's limit: 4 blocks of 512 bytes
+ * (PA_REMOTE_BATCH_BYTES), 16 of 64 (PA_REMOTE_BATCH_MAX); the rest goes at thread exit. */
+struct batch_case {
+    void   **b;
+    uint32_t limit;
+    uint32_t seen[3];   /* remote stack's length: after limit - 1 frees, limit, limit + 1 */
+};
+
+static uint32_t remote_count(const void *p)
+{
+    return pa_tf_count(atomic_load(&pa_pool_of(p)->thread_free));
+}
+
+static void *free_in_batches(void *arg)
+{
+    struct batch_case *c = arg;
+    for (uint32_t i = 0; i + 1 < c->limit; i++)
+        pa_free(c->b[i]);
+    c->seen[0] = remote_count(c->b[0]);
+    pa_free(c->b[c->limit - 1]);
+    c->seen[1] = remote_count(c->b[0]);
+    pa_free(c->b[c->limit]);
+    c->seen[2] = remote_count(c->b[0]);
+    return NULL;
+}
+
+static void check_batch_limit(size_t size, uint32_t limit)
+{
+    void *b[17];
+    for (uint32_t i = 0; i <= limit; i++) {
+        b[i] = pa_malloc(size);
+        cr_assert_eq(pa_pool_of(b[i]), pa_pool_of(b[0]), "blocks from one pool");
+    }
+    struct batch_case c = { .b = b, .limit = limit };
+    pthread_t t;
+    pthread_create(&t, NULL, free_in_batches, &c);
+    pthread_join(t, NULL);
+    cr_assert_eq(c.seen[0], 0, "%zu B: pushed before the batch was full", size);
+    cr_assert_eq(c.seen[1], limit, "%zu B: the full batch was not pushed whole", size);
+    cr_assert_eq(c.seen[2], limit, "%zu B: a new batch was pushed at once", size);
+    cr_assert_eq(remote_count(b[0]), limit + 1, "%zu B: thread exit left a batch behind", size);
+}
+
+Test(threads, remote_frees_go_back_in_batches_of_the_class_limit)
+{
+    check_batch_limit(512, PA_REMOTE_BATCH_BYTES / 512);
+    check_batch_limit(64, PA_REMOTE_BATCH_MAX);
+}
