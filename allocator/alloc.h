@@ -96,17 +96,17 @@ static inline size_t pa_pool_block_size(const pa_pool *p)
     return pa_class_size(pa_meta(p)->cls);
 }
 
-/* Free-list links as the slow paths read and write them: encoded with pa_list_key, which is 0
+/* Free-list links as the slow paths read and write them: encoded with pa_hot.list_key, which is 0
  * except under PYARENA_CHECK=2, when only the careful paths run. The inline fast paths below
- * run only while pa_mode == 0, so they use the raw links. */
+ * run only while pa_hot.mode == 0, so they use the raw links. */
 static inline __attribute__((always_inline)) pa_block *pa_next(const pa_block *b)
 {
-    return (pa_block *)((uintptr_t)b->next ^ pa_list_key);
+    return (pa_block *)((uintptr_t)b->next ^ pa_hot.list_key);
 }
 
 static inline __attribute__((always_inline)) void pa_link(pa_block *b, pa_block *next)
 {
-    b->next = (pa_block *)((uintptr_t)next ^ pa_list_key);
+    b->next = (pa_block *)((uintptr_t)next ^ pa_hot.list_key);
 }
 
 /* What a free block carries in its second word, at every check level: a per-process random
@@ -117,7 +117,7 @@ static inline __attribute__((always_inline)) void pa_link(pa_block *b, pa_block 
 static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_block *b)
 {
     (void)b;
-    return pa_free_key;
+    return pa_hot.free_key;
 }
 
 /* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
@@ -224,17 +224,17 @@ PA_HIDDEN void  *pa_api_pvalloc(size_t n);
 PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
 PA_HIDDEN int    pa_api_trim(void);
 
-/* Stats tracking and PYARENA_CHECK=2 set pa_mode, which sends small mallocs to track.c or the
+/* Stats tracking and PYARENA_CHECK=2 set pa_hot.mode, which sends small mallocs to track.c or the
  * careful paths of check.c; in the default mode that costs one compare and branch, and the
  * calls stay tail calls so the fast paths need no stack frame. The choice between the two is
  * made here, off the default path, so that tracking jumps straight to its own fast path; it
- * reads pa_careful rather than pa_mode again, which would keep pa_mode in a register and cost
+ * reads pa_hot.careful rather than pa_hot.mode again, which would keep pa_hot.mode in a register and cost
  * the default path an instruction. Frees need no mode: see pa_small_free. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < PA_SMALL_MAX)) {
-        if (unlikely(pa_mode))
-            return pa_careful ? pa_careful_malloc(n) : pa_track_malloc(n);
+        if (unlikely(pa_hot.mode))
+            return pa_hot.careful ? pa_careful_malloc(n) : pa_track_malloc(n);
         return pa_small_alloc(pa_class_of(n));
     }
     return pa_api_malloc_other(n);

@@ -11,7 +11,7 @@
 void *pa_api_malloc_other(size_t n)
 {
     if (n == 0)
-        return pa_mode ? pa_careful_malloc(0) : pa_small_alloc(0);
+        return pa_hot.mode ? pa_careful_malloc(0) : pa_small_alloc(0);
     return pa_large_alloc(n, 0, false);
 }
 

@@ -18,11 +18,10 @@
 
 #include "alloc.h"
 
-PA_HIDDEN uint8_t   pa_mode;
-PA_HIDDEN uint8_t   pa_careful = PA_DEFAULT_CHECK >= 2;
-PA_HIDDEN unsigned  pa_check_level = PA_DEFAULT_CHECK;
-PA_HIDDEN uintptr_t pa_free_key;
-PA_HIDDEN uintptr_t pa_list_key;
+PA_HIDDEN pa_hot_vars pa_hot = {
+    .check_level = PA_DEFAULT_CHECK,
+    .careful = PA_DEFAULT_CHECK >= 2,
+};
 
 static uintptr_t random_word(void)
 {
@@ -37,13 +36,13 @@ static uintptr_t random_word(void)
 /* Start-up, after the settings: choose the mode and the secrets. */
 void pa_check_init(void)
 {
-    pa_check_level = pa_config.check;
-    pa_free_key = random_word() | 1;
-    if (pa_check_level >= 2)
-        pa_list_key = random_word();
-    pa_careful = pa_check_level >= 2;
-    pa_mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
-                        (pa_check_level >= 2 ? PA_MODE_HARDEN : 0));
+    pa_hot.check_level = pa_config.check;
+    pa_hot.free_key = random_word() | 1;
+    if (pa_hot.check_level >= 2)
+        pa_hot.list_key = random_word();
+    pa_hot.careful = pa_hot.check_level >= 2;
+    pa_hot.mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
+                        (pa_hot.check_level >= 2 ? PA_MODE_HARDEN : 0));
 }
 
 /* ---- messages */
@@ -122,7 +121,7 @@ void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
  * that free (level 0 or 1, so raw links). */
 void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
 {
-    if (pa_check_level)
+    if (pa_hot.check_level)
         pa_check_free_slow(p, b, "free");
     b->mark = pa_free_mark(b);
     pa_heap_free_local(h, p, b);
@@ -131,7 +130,7 @@ void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
 /* realloc and malloc_usable_size on a small pointer: it must be a live block. */
 void pa_check_live(const void *ptr, const char *fn)
 {
-    if (pa_check_level)
+    if (pa_hot.check_level)
         pa_check_free_slow(pa_pool_of(ptr), (pa_block *)ptr, fn);
 }
 
@@ -139,14 +138,14 @@ void pa_check_live(const void *ptr, const char *fn)
  * its own; every block either hands out is 16-byte aligned, so anything else is invalid. */
 void pa_check_large(const void *ptr, const char *fn)
 {
-    if (pa_check_level && ((uintptr_t)ptr & (PA_ALIGN - 1)))
+    if (pa_hot.check_level && ((uintptr_t)ptr & (PA_ALIGN - 1)))
         pa_check_fail("invalid pointer", ptr, fn, 0);
 }
 
 /* A block leaves a free list: forget its mark; level 2 verifies nothing wrote to it. */
 void pa_check_handout(pa_pool *p, pa_block *b)
 {
-    if (pa_check_level >= 2) {
+    if (pa_hot.check_level >= 2) {
         const unsigned char *c = (const unsigned char *)b;
         size_t size = pa_pool_block_size(p);
         for (size_t i = sizeof(pa_block); i < size; i++)
@@ -160,7 +159,7 @@ void pa_check_handout(pa_pool *p, pa_block *b)
  * level 2 fills it. */
 void pa_check_freed(pa_pool *p, pa_block *b)
 {
-    if (pa_check_level >= 2)
+    if (pa_hot.check_level >= 2)
         memset((char *)b + sizeof(pa_block), PA_FREE_FILL, pa_pool_block_size(p) - sizeof(pa_block));
     b->mark = pa_free_mark(b);
 }
@@ -178,7 +177,7 @@ void *pa_careful_malloc(size_t n)
         b = pa_heap_alloc_slow(h, cls);   /* hands out through pa_check_handout */
     } else {
         pa_block *next = pa_next(b);
-        if (pa_check_level >= 2 && next && !valid_link(p, next))
+        if (pa_hot.check_level >= 2 && next && !valid_link(p, next))
             pa_check_fail("use after free: free-list link overwritten in freed block", b, "malloc",
                           pa_pool_block_size(p));
         p->free = next;

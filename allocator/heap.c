@@ -349,7 +349,7 @@ void pa_heap_remote_flush(pa_heap *h)
 static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, pa_block *b,
                                                         const pa_pool_meta *m)
 {
-    if (pa_check_level) {
+    if (pa_hot.check_level) {
         if (unlikely(m->owner == NULL))   /* FREE */
             pa_check_fail("invalid pointer", b, "free", 0);
         if (unlikely(!pa_block_start(m, b) || b->mark == pa_free_mark(b)))
@@ -404,7 +404,7 @@ static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, 
 void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
 {
     const pa_pool_meta *m = pa_meta_of(b);
-    unsigned level = pa_check_level;
+    unsigned level = pa_hot.check_level;
     pa_remote_batch *r = &h->remote[m->cls];
     /* The batch's blocks keep p in use, so p is not FREE: level 1 checks the rest. */
     if (likely(r->pool == p) && likely(level < 2) &&

@@ -46,7 +46,7 @@
 
 /* A free block; the two words fit the smallest class. */
 typedef struct pa_block {
-    struct pa_block *next;        /* xor pa_list_key (0 unless PYARENA_CHECK=2) */
+    struct pa_block *next;        /* xor pa_hot.list_key (0 unless PYARENA_CHECK=2) */
     uintptr_t        mark;        /* pa_free_mark(b) while free (from carving on), 0 once
                                      handed out */
 } pa_block;
@@ -287,15 +287,22 @@ PA_HIDDEN void     pa_track_resize(void *p, size_t n);
 PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blocks */
 
 /* ---- check.c: bad input (PYARENA_CHECK) and the careful paths */
-/* pa_mode: non-zero sends every small malloc to track.c (stats on) or to the careful path of
- * check.c (PYARENA_CHECK=2). pa_careful: 1 at level 2. */
 #define PA_MODE_TRACK    1
 #define PA_MODE_HARDEN   2
-PA_HIDDEN extern uint8_t   pa_mode;
-PA_HIDDEN extern uint8_t   pa_careful;
-PA_HIDDEN extern unsigned  pa_check_level;     /* PYARENA_CHECK: 0, 1 (default) or 2 */
-PA_HIDDEN extern uintptr_t pa_free_key;        /* secret behind the free-block mark */
-PA_HIDDEN extern uintptr_t pa_list_key;        /* free-list pointer encoding, level 2 */
+
+/* What every malloc or free reads and only start-up writes, on a cache line of its own: when it
+ * shared one with the arena lock, every pool taken or given back cost the other cores a miss on
+ * their next malloc and free. */
+typedef struct pa_hot_vars {
+    uintptr_t free_key;     /* secret behind the free-block mark */
+    uintptr_t list_key;     /* free-list pointer encoding, level 2 */
+    unsigned  check_level;  /* PYARENA_CHECK: 0, 1 (default) or 2 */
+    uint8_t   mode;         /* non-zero sends every small malloc to track.c (stats on) or to
+                               the careful path of check.c (PYARENA_CHECK=2) */
+    uint8_t   careful;      /* 1 at level 2 */
+} __attribute__((aligned(64))) pa_hot_vars;
+
+PA_HIDDEN extern pa_hot_vars pa_hot;
 PA_HIDDEN void  pa_check_init(void);
 PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
 PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);

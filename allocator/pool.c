@@ -12,7 +12,7 @@ static void pool_carve(pa_pool *p, size_t cls)
     size_t size = pa_class_size(cls);
     uint32_t cap = (uint32_t)(PA_POOL_SIZE / size);
     char *page = pa_pool_page(p);
-    if (pa_check_level >= 2)
+    if (pa_hot.check_level >= 2)
         memset(page, PA_FREE_FILL, PA_POOL_SIZE);
     for (uint32_t i = 0; i < cap; i++) {
         pa_block *b = (pa_block *)(page + i * size);
@@ -41,7 +41,7 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
     p->left = 0;
     p->slow_at = 0;
     pa_pool_meta *m = pa_meta(p);
-    m->owner = (pa_heap *)((uintptr_t)owner | (pa_careful ? PA_OWNER_CAREFUL : 0));
+    m->owner = (pa_heap *)((uintptr_t)owner | (pa_hot.careful ? PA_OWNER_CAREFUL : 0));
     p->next = p->prev = NULL;
     p->reclaim_next = NULL;
     atomic_store_explicit(&p->thread_free, 0, memory_order_relaxed);

@@ -16,7 +16,7 @@ void pa_track_alloc(void *p, size_t n)
         *pa_waste_slot(p) = (uint8_t)n;
 }
 
-/* Stats on with checks at level 0 or 1 (pa_mode == PA_MODE_TRACK), n in 1..512 (malloc(0)
+/* Stats on with checks at level 0 or 1 (pa_hot.mode == PA_MODE_TRACK), n in 1..512 (malloc(0)
  * takes the careful path, which tracks too): the inline fast path and the one store. */
 void *pa_track_malloc(size_t n)
 {

@@ -12,7 +12,7 @@ static void level(unsigned n)
 {
     pa_config.check = n;
     pa_check_init();
-    cr_assert_eq(pa_check_level, n);
+    cr_assert_eq(pa_hot.check_level, n);
 }
 
 Test(check, double_free_aborts, .signal = SIGABRT)
