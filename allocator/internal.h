@@ -96,8 +96,10 @@ static inline uint32_t pa_tf_count(uintptr_t tf)
 
 struct pa_heap;
 
-/* Pool descriptor: the half of a pool's description that its owner writes at every malloc and
- * free. One cache line, so that owners of neighbouring pools never share a line. */
+/* Pool descriptor: what the owner writes (the free list and its counts at every malloc and
+ * free; ring links and state on transitions) and the remote stack, which other threads push
+ * to once per batch. One cache line, so that owners of neighbouring pools never share a line;
+ * what other threads read at every free is in pa_pool_meta, below. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
     uint16_t           left;         /* owner: used - slow_at, where used counts the blocks not on
