@@ -86,9 +86,15 @@ static inline pa_arena *pa_pool_arena(const pa_pool *p)
     return pa_arena_of(pa_pool_page(p));
 }
 
+/* The owner word without its level-2 tag. */
+static inline struct pa_heap *pa_meta_owner(const pa_pool_meta *m)
+{
+    return (struct pa_heap *)((uintptr_t)m->owner & ~PA_OWNER_CAREFUL);
+}
+
 static inline struct pa_heap *pa_pool_owner(const pa_pool *p)
 {
-    return (struct pa_heap *)((uintptr_t)pa_meta(p)->owner & ~PA_OWNER_CAREFUL);
+    return pa_meta_owner(pa_meta(p));
 }
 
 static inline size_t pa_pool_block_size(const pa_pool *p)

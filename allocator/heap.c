@@ -356,7 +356,7 @@ static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, 
             pa_check_free_slow(p, b, "free");
     }
     pa_check_freed(p, b);
-    pa_heap *owner = (pa_heap *)((uintptr_t)m->owner & ~PA_OWNER_CAREFUL);
+    pa_heap *owner = pa_meta_owner(m);
     if (unlikely(owner == h)) {   /* level 2, a local free */
         pa_heap_free_local(h, p, b);
         return;

@@ -3,7 +3,7 @@
  * test one load. Called only by arena.c, under pa_arena_lock. */
 #include <errno.h>
 
-#include "internal.h"
+#include "alloc.h"
 
 /* One byte per 32 MiB of the 47-bit address space (4 MiB of .bss, resident only where
  * touched): non-zero where the region is ours. Entries are set once and never cleared, since
@@ -67,7 +67,7 @@ pa_arena *pa_space_arena_new(void)
     pa_first_open = i;
     pa_region *r = &pa_regions[i];
     r->taken[slot >> 6] |= UINT64_C(1) << (slot & 63);
-    pa_arena *a = (pa_arena *)(r->base + PA_ARENAS_OFFSET + (size_t)slot * PA_ARENA_HDR_SIZE);
+    pa_arena *a = pa_arena_of(r->base + (size_t)slot * PA_ARENA_SIZE);
     a->region = (uint32_t)i;
     return a;
 }
@@ -78,9 +78,9 @@ void pa_space_arena_release(pa_arena *a)
 {
     size_t i = a->region;
     pa_region *r = &pa_regions[i];
-    size_t slot = (size_t)((char *)a - r->base - PA_ARENAS_OFFSET) / PA_ARENA_HDR_SIZE;
-    pa_os_purge(r->base + slot * PA_ARENA_SIZE, PA_ARENA_SIZE);
-    pa_os_purge(r->base + PA_POOLS_OFFSET + slot * PA_POOL_SIZE, PA_POOL_SIZE);
+    size_t slot = (size_t)(pa_arena_base(a) - r->base) / PA_ARENA_SIZE;
+    pa_os_purge(pa_arena_base(a), PA_ARENA_SIZE);
+    pa_os_purge(pa_arena_pool(a, 0), PA_POOL_SIZE);   /* its 64 descriptors fill one page */
     r->taken[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
     if (i < pa_first_open)
         pa_first_open = i;
@@ -93,6 +93,6 @@ void pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *arg)
     for (size_t i = 0; i < pa_nregions; i++)
         for (int w = 0; w < 2; w++)
             for (uint64_t t = pa_regions[i].taken[w] & arena_slots[w]; t; t &= t - 1)
-                fn((pa_arena *)(pa_regions[i].base + PA_ARENAS_OFFSET +
-                                (size_t)(w * 64 + __builtin_ctzll(t)) * PA_ARENA_HDR_SIZE), arg);
+                fn(pa_arena_of(pa_regions[i].base +
+                               (size_t)(w * 64 + __builtin_ctzll(t)) * PA_ARENA_SIZE), arg);
 }
