@@ -176,8 +176,7 @@ static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls,
     pa_block *next = b->next;
     __builtin_prefetch(next);
     p->free = next;
-    p->left++;
-    h->nalloc[cls]++;
+    pa_pool_handout(p);
     b->mark = 0;
     if (track)
         *pa_waste_slot(b) = (uint8_t)n;
@@ -230,19 +229,15 @@ PA_HIDDEN void  *pa_api_pvalloc(size_t n);
 PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
 PA_HIDDEN int    pa_api_trim(void);
 
-/* Stats tracking and PYARENA_CHECK=2 set pa_hot.mode, which sends small mallocs to track.c or the
- * careful paths of check.c; in the default mode that costs one compare and branch, and the
- * calls stay tail calls so the fast paths need no stack frame. The choice between the two is
- * made here, off the default path, so that tracking jumps straight to its own fast path; it
- * reads pa_hot.careful rather than pa_hot.mode again, which would keep pa_hot.mode in a register and cost
- * the default path an instruction. Frees need no mode: see pa_small_free. */
+/* Stats tracking and PYARENA_CHECK=2 set pa_hot.mode, and with it pa_hot.small_limit to 0, which
+ * sends every malloc to pa_api_malloc_other: there small requests go to the tracked fast path
+ * or the careful one. The default path thus pays for the modes only by comparing against a
+ * variable instead of a constant, and the call stays a tail call, so the fast path needs no
+ * stack frame. Frees need no mode: see pa_small_free. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
-    if (likely(n - 1 < PA_SMALL_MAX)) {
-        if (unlikely(pa_hot.mode))
-            return pa_hot.careful ? pa_careful_malloc(n) : pa_track_malloc(n);
+    if (likely(n - 1 < pa_hot.small_limit))
         return pa_small_alloc(pa_class_of(n));
-    }
     return pa_api_malloc_other(n);
 }
 

@@ -25,6 +25,7 @@ static uint64_t  pa_bucket_nonempty;          /* bit n - 1: pa_bucket[n] is not 
 static pa_arena *pa_dirty_oldest, *pa_dirty_newest; /* arenas with dirty pools, oldest first */
 static size_t    pa_ndirty;                   /* dirty pools in all arenas */
 static pa_arena_counts pa_counts;
+static uint64_t  pa_released_handouts[PA_NCLASSES]; /* per class: see pa_arena_foreach */
 
 static void bucket_remove(pa_arena *a)
 {
@@ -215,6 +216,7 @@ void pa_arena_pool_put(pa_pool *p)
     pthread_mutex_lock(&pa_arena_lock);
     uint64_t now = now_ms();
     p->state = PA_POOL_FREE;
+    pa_released_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
     pa_meta(p)->owner = NULL;
     p->next = a->free_pools;
     a->free_pools = p;
@@ -254,10 +256,12 @@ void pa_arena_counts_get(pa_arena_counts *out)
     pthread_mutex_unlock(&pa_arena_lock);
 }
 
-void pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg)
+void pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg, uint64_t *released)
 {
     pthread_mutex_lock(&pa_arena_lock);
     pa_space_foreach(fn, arg);
+    for (size_t c = 0; released && c < PA_NCLASSES; c++)
+        released[c] += pa_released_handouts[c];
     pthread_mutex_unlock(&pa_arena_lock);
 }
 

@@ -19,6 +19,7 @@
 #include "alloc.h"
 
 PA_HIDDEN pa_hot_vars pa_hot = {
+    .small_limit = PA_SMALL_MAX,
     .check_level = PA_DEFAULT_CHECK,
     .careful = PA_DEFAULT_CHECK >= 2,
 };
@@ -43,6 +44,10 @@ void pa_check_init(void)
     pa_hot.careful = pa_hot.check_level >= 2;
     pa_hot.mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
                         (pa_hot.check_level >= 2 ? PA_MODE_HARDEN : 0));
+    pa_hot.track_limit = pa_hot.mode == PA_MODE_TRACK ? PA_SMALL_MAX : 0;
+    /* last: a thread that sees it 0 goes to pa_api_malloc_other, whose careful path serves any
+     * mode, should it still see the old track_limit */
+    __atomic_store_n(&pa_hot.small_limit, pa_hot.mode ? 0 : PA_SMALL_MAX, __ATOMIC_RELEASE);
 }
 
 /* ---- messages */
@@ -181,8 +186,7 @@ void *pa_careful_malloc(size_t n)
             pa_check_fail("use after free: free-list link overwritten in freed block", b, "malloc",
                           pa_pool_block_size(p));
         p->free = next;
-        p->left++;
-        h->nalloc[cls]++;
+        pa_pool_handout(p);
         pa_check_handout(p, b);
     }
     if (pa_track_on)

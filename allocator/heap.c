@@ -253,8 +253,7 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
     }
     pa_block *b = p->free;
     p->free = pa_next(b);
-    p->left++;
-    h->nalloc[cls]++;
+    pa_pool_handout(p);
     pa_check_handout(p, b);
     if (track)
         *pa_waste_slot(b) = (uint8_t)n;

@@ -102,9 +102,17 @@ struct pa_heap;
  * what other threads read at every free is in pa_pool_meta, below. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
-    uint16_t           left;         /* owner: used - slow_at, where used counts the blocks not on
+    union {                          /* owner; one word, so that a malloc counts both at once */
+        uint64_t       counts;       /* left in bits 0-15, handouts in bits 16-63 */
+        struct {
+            uint16_t   left;         /* used - slow_at, where used counts the blocks not on
                                         `free` (live or remote-freed but not collected) + pinned;
                                         see PA_REATTACH_SHIFT and pa_pool_used */
+            uint16_t   handouts_[3]; /* blocks handed out since the pool was taken: read with
+                                        pa_pool_handouts; they go to the class's total when the
+                                        pool goes back to its arena */
+        };
+    };
     uint16_t           slow_at;      /* owner: used at the free fast path's exit */
     uint8_t            pinned;       /* 1: sole pool of its class ring, with used biased by 1
                                         so that churn on it never reads as "empty" */
@@ -147,6 +155,23 @@ static inline uint16_t pa_pool_used(const pa_pool *p)
     return (uint16_t)(p->left + p->slow_at);
 }
 
+/* A malloc's bookkeeping in one add: left + 1 and handouts + 1. No carry crosses from left into
+ * the count, since only an ATTACHED pool hands out blocks, and its left is used (+1 pinned),
+ * at most the capacity + 1. */
+#define PA_HANDOUT (((uint64_t)1 << 16) | 1)
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "left is the low 16 bits of counts");
+
+static inline void pa_pool_handout(pa_pool *p)
+{
+    p->counts += PA_HANDOUT;
+}
+
+/* Blocks handed out since the pool was taken from its arena (read racily by the stats). */
+static inline uint64_t pa_pool_handouts(const pa_pool *p)
+{
+    return __atomic_load_n(&p->counts, __ATOMIC_RELAXED) >> 16;
+}
+
 /* Arena header, in its region's table of headers. Fields under pa_arena_lock. */
 typedef struct pa_arena {
     struct pa_arena   *next, *prev;  /* in bucket nfree (1..64, 64: wholly free); none when 0 */
@@ -177,7 +202,6 @@ typedef struct pa_remote_batch {
 
 typedef struct pa_heap {
     pa_pool           *cur[PA_NCLASSES];  /* ring head per class; &pa_empty_pool when empty */
-    uint64_t           nalloc[PA_NCLASSES]; /* small allocations served, per class */
     _Atomic(pa_pool *) reclaim;           /* FULL pools that received remote frees */
     _Atomic int        state;             /* enum pa_heap_state */
     struct pa_heap    *next_all;          /* every heap ever made */
@@ -230,8 +254,11 @@ typedef struct pa_arena_counts {
     size_t current, peak, allocated, released, cached, pools_purged, dirty_pools, pools_taken;
 } pa_arena_counts;
 PA_HIDDEN void     pa_arena_counts_get(pa_arena_counts *out);
-/* Calls fn on every arena under pa_arena_lock; fn must not allocate or take that lock. */
-PA_HIDDEN void     pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg);
+/* Calls fn on every arena under pa_arena_lock; fn must not allocate or take that lock. Under
+ * the same lock, when released is not NULL, adds to released[c] the handouts of the pools of
+ * class c given back to their arenas since start (those in use are in their descriptors). */
+PA_HIDDEN void     pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg,
+                                    uint64_t *released);
 
 /* ---- space.c */
 PA_HIDDEN extern uint8_t pa_space_map[PA_MAP_ENTRIES];
@@ -284,7 +311,6 @@ PA_HIDDEN void pa_settings_read(void);
 /* ---- track.c: request sizes while stats are on (the waste table, see config.h) */
 PA_HIDDEN extern uint8_t pa_track_on;
 PA_HIDDEN void     pa_track_alloc(void *p, size_t n);
-PA_HIDDEN void    *pa_track_malloc(size_t n);       /* n in 1..512, stats on, level <= 1 */
 PA_HIDDEN void     pa_track_resize(void *p, size_t n);
 PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blocks */
 
@@ -298,6 +324,10 @@ PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blo
 typedef struct pa_hot_vars {
     uintptr_t free_key;     /* secret behind the free-block mark */
     uintptr_t list_key;     /* free-list pointer encoding, level 2 */
+    size_t    small_limit;  /* malloc(n) takes the inline fast path iff n - 1 < small_limit:
+                               PA_SMALL_MAX, or 0 while a mode is on */
+    size_t    track_limit;  /* else the tracked one iff n - 1 < track_limit: PA_SMALL_MAX with
+                               stats on at levels 0 and 1, else 0 */
     unsigned  check_level;  /* PYARENA_CHECK: 0, 1 (default) or 2 */
     uint8_t   mode;         /* non-zero sends every small malloc to track.c (stats on) or to
                                the careful path of check.c (PYARENA_CHECK=2) */

@@ -38,7 +38,7 @@ void pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls)
      * a heap taking it for the same class takes that list as it is. */
     if (p->carved != cls + 1)
         pool_carve(p, cls);
-    p->left = 0;
+    p->counts = 0;   /* left and handouts */
     p->slow_at = 0;
     pa_pool_meta *m = pa_meta(p);
     m->owner = (pa_heap *)((uintptr_t)owner | (pa_hot.careful ? PA_OWNER_CAREFUL : 0));

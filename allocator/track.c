@@ -16,13 +16,6 @@ void pa_track_alloc(void *p, size_t n)
         *pa_waste_slot(p) = (uint8_t)n;
 }
 
-/* Stats on with checks at level 0 or 1 (pa_hot.mode == PA_MODE_TRACK), n in 1..512 (malloc(0)
- * takes the careful path, which tracks too): the inline fast path and the one store. */
-void *pa_track_malloc(size_t n)
-{
-    return pa_small_alloc_as(pa_class_of(n), n, true);
-}
-
 /* realloc within the block's class. */
 void pa_track_resize(void *p, size_t n)
 {

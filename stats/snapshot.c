@@ -1,7 +1,8 @@
-/* snapshot.c — gathers pa_snapshot: walks every arena header under the arena lock and sums the
- * per-thread counters; with stats on it also reads every block's mark (track.c). Other threads
- * keep running, so figures for their pools are approximate
- * while they allocate; at exit or when quiescent they are exact. */
+/* snapshot.c — gathers pa_snapshot: walks every arena header under the arena lock, reading the
+ * descriptors of the pools in use (their handouts are the allocation counts, with those of pools
+ * given back), and sums the per-thread counters; with stats on it also reads every block's mark
+ * (track.c). Other threads keep running, so figures for their pools are approximate while they
+ * allocate; at exit or when quiescent they are exact. */
 #include <string.h>
 
 #include "alloc.h"
@@ -33,6 +34,7 @@ static void walk_arena(pa_arena *a, void *arg)
         size_t live = used > pending ? used - pending : 0;
         s->remote_frees += pending;
         c->pools++;
+        c->allocs += pa_pool_handouts(p);
         c->in_use += live;
         c->free += cap - live;
         s->pools_in_use++;
@@ -47,16 +49,16 @@ void pa_snapshot_take(pa_snapshot *s)
      * a few KiB each, count as in use until they do). */
     pa_heap_remote_flush(pa_tls_heap);
     memset(s, 0, sizeof *s);
-    pa_arena_foreach(walk_arena, s);
+    uint64_t released[PA_NCLASSES] = { 0 };
+    pa_arena_foreach(walk_arena, s, released);
     pa_arena_counts_get(&s->arenas);
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
         s->threads++;
         s->remote_frees += h->nremote;
-        for (size_t c = 0; c < PA_NCLASSES; c++)
-            s->cls[c].allocs += h->nalloc[c];
     }
     for (size_t c = 0; c < PA_NCLASSES; c++) {
         pa_class_snapshot *k = &s->cls[c];
+        k->allocs += released[c];
         k->size = (c + 1) * PA_ALIGN;
         k->frees = k->allocs > k->in_use ? k->allocs - k->in_use : 0;
         s->block_bytes += k->in_use * k->size;

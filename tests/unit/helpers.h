@@ -41,7 +41,7 @@ static inline void check_ring(const pa_heap *h)
             prev = p;
         }
     }
-    pa_arena_foreach(check_full_pools, (void *)h);
+    pa_arena_foreach(check_full_pools, (void *)h, NULL);
 }
 
 static inline void check_heap(void)

@@ -62,6 +62,35 @@ Test(pool, freed_blocks_are_reused_lifo)
     pa_free(b);
 }
 
+/* A pool's handouts move to its class's total when it goes back to its arena, and a pool taken
+ * again (here by another class) counts from zero. */
+Test(pool, allocation_counts_outlive_the_pools)
+{
+    enum { N = 200 };   /* 11 pools of 19 blocks of 208 bytes */
+    void *b[N];
+    size_t big = pa_class_of(200), other = pa_class_of(40);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++)
+            b[i] = pa_malloc(200);
+        for (int i = 0; i < N; i++)
+            pa_free(b[i]);
+    }
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.cls[big].in_use, 0);
+    cr_assert_leq(s.cls[big].pools, 1, "empty pools went back, but for the pinned last one");
+    cr_assert_eq(s.cls[big].allocs, 2 * N);
+    cr_assert_eq(s.cls[big].frees, 2 * N);
+    for (int i = 0; i < N; i++)
+        b[i] = pa_malloc(40);   /* 48-byte blocks, in the pools the 208-byte ones gave back */
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.cls[big].allocs, 2 * N);
+    cr_assert_eq(s.cls[other].allocs, N);
+    cr_assert_eq(s.cls[other].in_use, N);
+    for (int i = 0; i < N; i++)
+        pa_free(b[i]);
+}
+
 Test(pool, snapshot_counts_blocks_by_class)
 {
     void *b[100];
