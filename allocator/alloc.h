@@ -115,16 +115,15 @@ static inline __attribute__((always_inline)) void pa_link(pa_block *b, pa_block 
     b->next = (pa_block *)((uintptr_t)next ^ pa_hot.list_key);
 }
 
-/* What a free block carries in its second word, at every check level: the address of its
- * pool's descriptor, so that a second free of it is caught (level >= 1), a write after free
- * likely breaks it, and the stats can tell live blocks from free ones without walking lists
- * (track.c). The free fast path has that address in a register already, where a secret would
- * cost a load. A program's live block holds that word only by chance, since descriptors are
- * never handed out, and then its free is confirmed by a walk of the pool's lists, not aborted
- * (check.c). */
-static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_pool *p)
+/* What a free block carries in its second word, at every check level: a per-process random
+ * secret, so a second free of it is caught (level >= 1), a write after free likely breaks it,
+ * and the stats can tell live blocks from free ones without walking lists (track.c). Mixing
+ * in the block's address would add an instruction to every free and no secrecy: whoever can
+ * read one freed block knows its address too. */
+static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_block *b)
 {
-    return (uintptr_t)p;
+    (void)b;
+    return pa_hot.free_key;
 }
 
 /* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
@@ -205,11 +204,11 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
         pa_heap_free_remote(h, p, b);   /* tail calls: the fast path keeps no stack frame */
         return;
     }
-    if (unlikely(!pa_block_start_or_slack(&meta, ptr) || b->mark == pa_free_mark(p))) {
+    if (unlikely(!pa_block_start_or_slack(&meta, ptr) || b->mark == pa_free_mark(b))) {
         pa_free_suspect(h, p, b);
         return;
     }
-    b->mark = pa_free_mark(p);
+    b->mark = pa_free_mark(b);
     b->next = p->free;
     p->free = b;
     if (unlikely(--p->left == 0))     /* became empty, or a FULL pool has room again */

@@ -38,6 +38,7 @@ static uintptr_t random_word(void)
 void pa_check_init(void)
 {
     pa_hot.check_level = pa_config.check;
+    pa_hot.free_key = random_word() | 1;
     if (pa_hot.check_level >= 2)
         pa_hot.list_key = random_word();
     pa_hot.careful = pa_hot.check_level >= 2;
@@ -117,7 +118,7 @@ void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
     const pa_pool_meta *m = pa_meta(p);
     if (m->owner == NULL || !pa_block_start(m, b))
         pa_check_fail("invalid pointer", b, fn, 0);
-    if (b->mark == pa_free_mark(p) && is_free(p, b))
+    if (b->mark == pa_free_mark(b) && is_free(p, b))
         pa_check_fail("double free", b, fn, pa_class_size(m->cls));
 }
 
@@ -127,7 +128,7 @@ void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
 {
     if (pa_hot.check_level)
         pa_check_free_slow(p, b, "free");
-    b->mark = pa_free_mark(p);
+    b->mark = pa_free_mark(b);
     pa_heap_free_local(h, p, b);
 }
 
@@ -165,7 +166,7 @@ void pa_check_freed(pa_pool *p, pa_block *b)
 {
     if (pa_hot.check_level >= 2)
         memset((char *)b + sizeof(pa_block), PA_FREE_FILL, pa_pool_block_size(p) - sizeof(pa_block));
-    b->mark = pa_free_mark(p);
+    b->mark = pa_free_mark(b);
 }
 
 /* ---- the careful paths */

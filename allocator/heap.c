@@ -351,7 +351,7 @@ static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, 
     if (pa_hot.check_level) {
         if (unlikely(m->owner == NULL))   /* FREE */
             pa_check_fail("invalid pointer", b, "free", 0);
-        if (unlikely(!pa_block_start(m, b) || b->mark == pa_free_mark(p)))
+        if (unlikely(!pa_block_start(m, b) || b->mark == pa_free_mark(b)))
             pa_check_free_slow(p, b, "free");
     }
     pa_check_freed(p, b);
@@ -407,8 +407,8 @@ void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
     pa_remote_batch *r = &h->remote[m->cls];
     /* The batch's blocks keep p in use, so p is not FREE: level 1 checks the rest. */
     if (likely(r->pool == p) && likely(level < 2) &&
-        likely(level == 0 || (pa_block_start(m, b) && b->mark != pa_free_mark(p)))) {
-        b->mark = pa_free_mark(p);
+        likely(level == 0 || (pa_block_start(m, b) && b->mark != pa_free_mark(b)))) {
+        b->mark = pa_free_mark(b);
         b->next = r->first;   /* raw link: the list key is 0 below level 2 */
         r->first = b;
         if (++r->n == r->limit)

@@ -47,7 +47,7 @@
 /* A free block; the two words fit the smallest class. */
 typedef struct pa_block {
     struct pa_block *next;        /* xor pa_hot.list_key (0 unless PYARENA_CHECK=2) */
-    uintptr_t        mark;        /* pa_free_mark(pool) while free (from carving on), 0 once
+    uintptr_t        mark;        /* pa_free_mark(b) while free (from carving on), 0 once
                                      handed out */
 } pa_block;
 
@@ -322,6 +322,7 @@ PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blo
  * shared one with the arena lock, every pool taken or given back cost the other cores a miss on
  * their next malloc and free. */
 typedef struct pa_hot_vars {
+    uintptr_t free_key;     /* secret behind the free-block mark */
     uintptr_t list_key;     /* free-list pointer encoding, level 2 */
     size_t    small_limit;  /* malloc(n) takes the inline fast path iff n - 1 < small_limit:
                                PA_SMALL_MAX, or 0 while a mode is on */

@@ -17,11 +17,11 @@ static void pool_carve(pa_pool *p, size_t cls)
     for (uint32_t i = 0; i < cap; i++) {
         pa_block *b = (pa_block *)(page + i * size);
         pa_link(b, i + 1 < cap ? (pa_block *)(page + (i + 1) * size) : NULL);
-        b->mark = pa_free_mark(p);   /* free from the start: a free of it is a double free */
+        b->mark = pa_free_mark(b);   /* free from the start: a free of it is a double free */
     }
     if (cap * size < PA_POOL_SIZE) {   /* the slack's pseudo-block: see pa_block_start_or_slack */
         pa_block *slack = (pa_block *)(page + cap * size);
-        slack->mark = pa_free_mark(p);
+        slack->mark = pa_free_mark(slack);
     }
     pa_pool_meta *m = pa_meta(p);
     p->free = (pa_block *)page;

@@ -34,7 +34,7 @@ uint64_t pa_track_pool_waste(const pa_pool *p)
     uint64_t sum = 0;
     for (size_t off = 0; size && off + size <= limit; off += size) {
         const pa_block *b = (const pa_block *)(page + off);
-        if (__atomic_load_n(&b->mark, __ATOMIC_RELAXED) != pa_free_mark(p)) {
+        if (__atomic_load_n(&b->mark, __ATOMIC_RELAXED) != pa_free_mark(b)) {
             uint8_t w = (uint8_t)(size - __atomic_load_n(pa_waste_slot(b), __ATOMIC_RELAXED));
             sum += w <= PA_ALIGN ? w : 0;
         }

@@ -150,7 +150,7 @@ Test(check, the_programs_own_data_matching_the_mark_is_no_double_free)
 {
     pa_block *b = pa_malloc(32);
     void *keep = pa_malloc(32);
-    b->mark = pa_free_mark(pa_pool_of(b));   /* as if the program stored exactly that word */
+    b->mark = pa_free_mark(b);   /* as if the program stored exactly that word */
     pa_free(b);                  /* suspicious, confirmed not free: goes on */
     pa_block *again = pa_malloc(32);
     cr_assert_eq(again, b);
