@@ -104,7 +104,7 @@ static inline size_t pa_pool_block_size(const pa_pool *p)
 
 /* Free-list links as the slow paths read and write them: encoded with pa_hot.list_key, which is 0
  * except under PYARENA_CHECK=2, when only the careful paths run. The inline fast paths below
- * run only while pa_hot.mode == 0, so they use the raw links. */
+ * (the tracked one too) never run at that level, so they use the raw links. */
 static inline __attribute__((always_inline)) pa_block *pa_next(const pa_block *b)
 {
     return (pa_block *)((uintptr_t)b->next ^ pa_hot.list_key);
@@ -119,7 +119,9 @@ static inline __attribute__((always_inline)) void pa_link(pa_block *b, pa_block 
  * secret, so a second free of it is caught (level >= 1), a write after free likely breaks it,
  * and the stats can tell live blocks from free ones without walking lists (track.c). Mixing
  * in the block's address would add an instruction to every free and no secrecy: whoever can
- * read one freed block knows its address too. */
+ * read one freed block knows its address too. Nor may it be an address the free path has at
+ * hand, such as the pool descriptor's (one load fewer): a use after free that follows the word
+ * (a CPython object's ob_type) must fault, not land on writable allocator metadata. */
 static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_block *b)
 {
     (void)b;

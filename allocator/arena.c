@@ -217,6 +217,7 @@ void pa_arena_pool_put(pa_pool *p)
     uint64_t now = now_ms();
     p->state = PA_POOL_FREE;
     pa_released_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
+    p->counts = 0;   /* under the lock: a walk never sees them again once folded */
     pa_meta(p)->owner = NULL;
     p->next = a->free_pools;
     a->free_pools = p;

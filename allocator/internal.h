@@ -329,8 +329,8 @@ typedef struct pa_hot_vars {
     size_t    track_limit;  /* else the tracked one iff n - 1 < track_limit: PA_SMALL_MAX with
                                stats on at levels 0 and 1, else 0 */
     unsigned  check_level;  /* PYARENA_CHECK: 0, 1 (default) or 2 */
-    uint8_t   mode;         /* non-zero sends every small malloc to track.c (stats on) or to
-                               the careful path of check.c (PYARENA_CHECK=2) */
+    uint8_t   mode;         /* PA_MODE_*: stats tracking, PYARENA_CHECK=2 (the limits above
+                               route malloc by it; malloc(0) reads it) */
     uint8_t   careful;      /* 1 at level 2 */
 } __attribute__((aligned(64))) pa_hot_vars;
 
