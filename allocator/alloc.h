@@ -231,11 +231,11 @@ PA_HIDDEN void  *pa_api_pvalloc(size_t n);
 PA_HIDDEN size_t pa_api_usable_size(const void *ptr);
 PA_HIDDEN int    pa_api_trim(void);
 
-/* Stats tracking and PYARENA_CHECK=2 set pa_hot.mode, and with it pa_hot.small_limit to 0, which
- * sends every malloc to pa_api_malloc_other: there small requests go to the tracked fast path
- * or the careful one. The default path thus pays for the modes only by comparing against a
- * variable instead of a constant, and the call stays a tail call, so the fast path needs no
- * stack frame. Frees need no mode: see pa_small_free. */
+/* Stats tracking and PYARENA_CHECK=2 set pa_hot.small_limit to 0, which sends every malloc to
+ * pa_api_malloc_other: there small requests go to the tracked fast path or the careful one.
+ * The default path thus pays for the modes only by comparing against a variable instead of a
+ * constant, and the call stays a tail call, so the fast path needs no stack frame. Frees need
+ * no mode: see pa_small_free. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
     if (likely(n - 1 < pa_hot.small_limit))

@@ -18,7 +18,7 @@ void *pa_api_malloc_other(size_t n)
     if (n - 1 < PA_SMALL_MAX)
         return pa_careful_malloc(n);
     if (n == 0)
-        return pa_hot.mode ? pa_careful_malloc(0) : pa_small_alloc(0);
+        return pa_hot.small_limit ? pa_small_alloc(0) : pa_careful_malloc(0);
     return pa_large_alloc(n, 0, false);
 }
 

@@ -42,12 +42,11 @@ void pa_check_init(void)
     if (pa_hot.check_level >= 2)
         pa_hot.list_key = random_word();
     pa_hot.careful = pa_hot.check_level >= 2;
-    pa_hot.mode = (uint8_t)((pa_track_on ? PA_MODE_TRACK : 0) |
-                        (pa_hot.check_level >= 2 ? PA_MODE_HARDEN : 0));
-    pa_hot.track_limit = pa_hot.mode == PA_MODE_TRACK ? PA_SMALL_MAX : 0;
+    pa_hot.track_limit = pa_track_on && !pa_hot.careful ? PA_SMALL_MAX : 0;
     /* last: a thread that sees it 0 goes to pa_api_malloc_other, whose careful path serves any
      * mode, should it still see the old track_limit */
-    __atomic_store_n(&pa_hot.small_limit, pa_hot.mode ? 0 : PA_SMALL_MAX, __ATOMIC_RELEASE);
+    bool mode = pa_track_on || pa_hot.careful;
+    __atomic_store_n(&pa_hot.small_limit, mode ? 0 : PA_SMALL_MAX, __ATOMIC_RELEASE);
 }
 
 /* ---- messages */

@@ -315,8 +315,6 @@ PA_HIDDEN void     pa_track_resize(void *p, size_t n);
 PA_HIDDEN uint64_t pa_track_pool_waste(const pa_pool *p);   /* over p's live blocks */
 
 /* ---- check.c: bad input (PYARENA_CHECK) and the careful paths */
-#define PA_MODE_TRACK    1
-#define PA_MODE_HARDEN   2
 
 /* What every malloc or free reads and only start-up writes, on a cache line of its own: when it
  * shared one with the arena lock, every pool taken or given back cost the other cores a miss on
@@ -325,12 +323,11 @@ typedef struct pa_hot_vars {
     uintptr_t free_key;     /* secret behind the free-block mark */
     uintptr_t list_key;     /* free-list pointer encoding, level 2 */
     size_t    small_limit;  /* malloc(n) takes the inline fast path iff n - 1 < small_limit:
-                               PA_SMALL_MAX, or 0 while a mode is on */
+                               PA_SMALL_MAX, or 0 while a mode is on (stats tracking or
+                               PYARENA_CHECK=2): the one record of the mode */
     size_t    track_limit;  /* else the tracked one iff n - 1 < track_limit: PA_SMALL_MAX with
                                stats on at levels 0 and 1, else 0 */
     unsigned  check_level;  /* PYARENA_CHECK: 0, 1 (default) or 2 */
-    uint8_t   mode;         /* PA_MODE_*: stats tracking, PYARENA_CHECK=2 (the limits above
-                               route malloc by it; malloc(0) reads it) */
     uint8_t   careful;      /* 1 at level 2 */
 } __attribute__((aligned(64))) pa_hot_vars;
 
