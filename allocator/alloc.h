@@ -164,21 +164,30 @@ static inline __attribute__((always_inline)) uint8_t *pa_waste_slot(const void *
     return (uint8_t *)(base + PA_WASTE_OFFSET + ((a - base) >> 4));
 }
 
-/* Pop a block of class cls from the calling thread's current pool (level 0 or 1). With track
- * (stats on, track.c), the request n goes to the block's slot: its low byte is enough, since
- * the class size minus it, modulo 256, is the waste (0..16), and storing it costs nothing. */
+/* Pop a block of class cls from the calling thread's cache, or else from its current pool
+ * (level 0 or 1). With track (stats on, track.c), the request n goes to the block's slot: its
+ * low byte is enough, since the class size minus it, modulo 256, is the waste (0..16), and
+ * storing it costs nothing. */
 static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls, size_t n,
                                                                      bool track)
 {
     pa_heap *h = pa_tls_heap;
-    pa_pool *p = h->cur[cls];
-    pa_block *b = p->free;
-    if (unlikely(b == NULL))
-        return track ? pa_heap_alloc_slow_tracked(h, cls, n) : pa_heap_alloc_slow(h, cls);
-    pa_block *next = b->next;
-    __builtin_prefetch(next);
-    p->free = next;
-    pa_pool_handout(p);
+    pa_block *b = h->bin[cls];
+    if (likely(b != NULL)) {
+        pa_block *next = b->next;
+        __builtin_prefetch(next);
+        h->bin[cls] = next;
+        h->bin_counts[cls].counts += PA_HANDOUT;   /* room + 1, handouts + 1 */
+    } else {
+        pa_pool *p = h->cur[cls];
+        b = p->free;
+        if (unlikely(b == NULL))
+            return track ? pa_heap_alloc_slow_tracked(h, cls, n) : pa_heap_alloc_slow(h, cls);
+        pa_block *next = b->next;
+        __builtin_prefetch(next);
+        p->free = next;
+        pa_pool_handout(p);
+    }
     b->mark = 0;
     if (track)
         *pa_waste_slot(b) = (uint8_t)n;
@@ -190,31 +199,45 @@ static inline __attribute__((always_inline)) void *pa_small_alloc(size_t cls)
     return pa_small_alloc_as(cls, 0, false);
 }
 
-/* Push a small block back: onto its pool's local list when this thread owns the pool, else
- * onto the pool's remote stack. Level 1 checks: the pointer starts a block of a pool in use,
- * and the block is not already free (a matching mark is confirmed out of line). The path is
+/* The owner's push of free block b (marked already, levels 0 and 1): onto its bin cls, or
+ * when that is full onto its pool's list, as before there was a cache. */
+static inline __attribute__((always_inline)) void pa_cache_push(pa_heap *h, size_t cls,
+                                                               pa_block *b)
+{
+    if (likely(--h->bin_counts[cls].room >= 0)) {   /* one subtract, branch on its sign */
+        b->next = h->bin[cls];
+        h->bin[cls] = b;
+    } else {
+        h->bin_counts[cls].room = 0;
+        pa_pool *p = pa_pool_of(b);
+        b->next = p->free;
+        p->free = b;
+        if (unlikely(--p->left == 0))     /* became empty, or a FULL pool has room again */
+            pa_heap_free_slow(h, p);
+    }
+}
+
+/* Push a small block back: onto the calling thread's cache (or pool) when it owns the block's
+ * pool, else onto the pool's remote stack (by way of a batch). Level 1 checks: the pointer
+ * starts a block of a pool in use, and the block is not already free (a matching mark is confirmed out of line). The path is
  * the same at every level and with stats on: at level 0 pa_free_suspect skips the checks,
  * and at level 2 no pool's owner word matches (PA_OWNER_CAREFUL). */
 static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
-    pa_pool *p = pa_pool_of(ptr);
     const pa_pool_meta *m = pa_meta_of(ptr);
     pa_heap *h = pa_tls_heap;
     pa_block *b = ptr;
-    pa_pool_meta meta = { .owner = m->owner, .magic = m->magic };  /* one line: read at once */
+    pa_pool_meta meta = { .owner = m->owner, .magic = m->magic, .cls = m->cls };  /* one line */
     if (unlikely(meta.owner != h)) {
-        pa_heap_free_remote(h, p, b);   /* tail calls: the fast path keeps no stack frame */
+        pa_heap_free_remote(h, b);   /* tail calls: the fast path keeps no stack frame */
         return;
     }
     if (unlikely(!pa_block_start_or_slack(&meta, ptr) || b->mark == pa_free_mark(b))) {
-        pa_free_suspect(h, p, b);
+        pa_free_suspect(h, b);
         return;
     }
     b->mark = pa_free_mark(b);
-    b->next = p->free;
-    p->free = b;
-    if (unlikely(--p->left == 0))     /* became empty, or a FULL pool has room again */
-        pa_heap_free_slow(h, p);
+    pa_cache_push(h, meta.cls, b);
 }
 
 /* ---- api.c: the malloc family's semantics, shared by preload/ and the pyarena_* API */

@@ -93,13 +93,14 @@ static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
     return false;
 }
 
-/* Free blocks are on p's local list, its remote stack, or a batch of remote frees that some
- * thread has not pushed yet (heap.c). Other threads' batches are read without their owners'
+/* Free blocks are on p's local list, its remote stack, its owner's cache (cache.c), or a batch
+ * of remote frees that some thread has not pushed yet (heap.c). Other threads' batches are read without their owners'
  * consent, as the remote stack is: on_list stays inside the pool whatever it reads. */
 static bool is_free(const pa_pool *p, const pa_block *b)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
-    if (on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b))
+    if (on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b) ||
+        pa_cache_holds(pa_pool_owner(p), pa_meta(p)->cls, b))
         return true;
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
         pa_remote_batch *r = &h->remote[pa_meta(p)->cls];
@@ -122,13 +123,14 @@ void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
 }
 
 /* The inline free fast path's suspicion, out of line: check (unless at level 0), then finish
- * that free (level 0 or 1, so raw links). */
-void pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b)
+ * that free as the fast path would (level 0 or 1). */
+void pa_free_suspect(pa_heap *h, pa_block *b)
 {
+    pa_pool *p = pa_pool_of(b);
     if (pa_hot.check_level)
         pa_check_free_slow(p, b, "free");
     b->mark = pa_free_mark(b);
-    pa_heap_free_local(h, p, b);
+    pa_cache_push(h, pa_meta(p)->cls, b);
 }
 
 /* realloc and malloc_usable_size on a small pointer: it must be a live block. */

@@ -180,6 +180,7 @@ static pa_heap *heap_new(void)
     pa_heap_chunk_left -= need;
     for (size_t c = 0; c < PA_NCLASSES; c++)
         h->cur[c] = &pa_empty_pool;
+    pa_cache_init(h);
     h->next_all = pa_heaps_all;
     __atomic_store_n(&pa_heaps_all, h, __ATOMIC_RELEASE);
     return h;
@@ -400,8 +401,9 @@ static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, 
  * its thread's live heap (thread exit switches to the dead heap before it flushes), and the
  * batch's owner was live when the batch began; if it has been abandoned since, remote_push
  * hands the blocks over under the lock. */
-void pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b)
+void pa_heap_free_remote(pa_heap *h, pa_block *b)
 {
+    pa_pool *p = pa_pool_of(b);
     const pa_pool_meta *m = pa_meta_of(b);
     unsigned level = pa_hot.check_level;
     pa_remote_batch *r = &h->remote[m->cls];
@@ -440,6 +442,7 @@ static void heap_collect(pa_heap *h, bool keep_last)
 void pa_heap_collect_all(pa_heap *h)
 {
     if (atomic_load_explicit(&h->state, memory_order_relaxed) == PA_HEAP_LIVE) {
+        pa_cache_flush_all(h);
         pa_heap_remote_flush(h);
         heap_collect(h, false);
     }
@@ -452,6 +455,7 @@ void pa_heap_thread_exit(void *arg)
     pa_tls_heap = &pa_heap_dead;
     pa_heap_remote_flush(h);   /* before the lock, which a push to an abandoned owner takes */
     pthread_mutex_lock(&pa_heaps_lock);
+    pa_cache_flush_all(h);
     heap_collect(h, false);
     atomic_store_explicit(&h->state, PA_HEAP_ABANDONED, memory_order_release);
     h->next_abandoned = pa_heaps_abandoned;

@@ -155,9 +155,10 @@ static inline uint16_t pa_pool_used(const pa_pool *p)
     return (uint16_t)(p->left + p->slow_at);
 }
 
-/* A malloc's bookkeeping in one add: left + 1 and handouts + 1. No carry crosses from left into
- * the count, since only an ATTACHED pool hands out blocks, and its left is used (+1 pinned),
- * at most the capacity + 1. */
+/* A malloc's bookkeeping in one add: left + 1 and handouts + 1 (of a pool, or room + 1 and
+ * handouts + 1 of a bin). No carry crosses from left into the count, since only an ATTACHED
+ * pool hands out blocks, and its left is used (+1 pinned), at most the capacity + 1; nor from
+ * room, which a malloc takes at most to cache_cap. */
 #define PA_HANDOUT (((uint64_t)1 << 16) | 1)
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "left is the low 16 bits of counts");
 
@@ -200,8 +201,31 @@ typedef struct pa_remote_batch {
                           PA_REMOTE_BATCH_BYTES fit fewer of the class (at least 2: config.h) */
 } pa_remote_batch;
 
+/* Thread cache bin: free blocks of one class from any of the heap's pools, most recently
+ * freed first, so that a block freed and soon wanted again by the same thread neither goes
+ * back to its pool nor comes out of it: malloc and free touch only this and the block, not
+ * the pool's descriptor (a cache line per 4 KiB, which a working set of a few thousand pools
+ * no longer keeps in L2). The pools count cached blocks as used. A bin holds at most
+ * cache_cap blocks: a free finding it full goes on to the pool, and a malloc finding it empty
+ * takes from the pool, so that nothing ever walks a bin on the way (cache.c). */
+/* A bin is its list's head, in pa_heap.bin, and this word, in pa_heap.bin_counts: two arrays
+ * of 8-byte entries, which the fast paths index by class with no multiply. */
+typedef union pa_bin_counts {        /* one word, so that a malloc counts both at once */
+    uint64_t           counts;       /* room in bits 0-15, handouts in bits 16-63 */
+    struct {
+        int16_t        room;         /* cache_cap - blocks on the list: at 0, frees go on
+                                        to the pools */
+        uint16_t       handouts_[3]; /* blocks malloc popped from the list (pa_bin_handouts) */
+    };
+} pa_bin_counts;
+
 typedef struct pa_heap {
+    pa_block          *bin[PA_NCLASSES];  /* the thread cache, where malloc and free start: free
+                                             blocks linked raw (levels 0 and 1 only) */
+    pa_bin_counts      bin_counts[PA_NCLASSES];
     pa_pool           *cur[PA_NCLASSES];  /* ring head per class; &pa_empty_pool when empty */
+    uint16_t           cache_cap[PA_NCLASSES]; /* blocks a bin may hold, set with the heap (0:
+                                             the cache is off, PYARENA_CHECK=2 included) */
     _Atomic(pa_pool *) reclaim;           /* FULL pools that received remote frees */
     _Atomic int        state;             /* enum pa_heap_state */
     struct pa_heap    *next_all;          /* every heap ever made */
@@ -211,6 +235,19 @@ typedef struct pa_heap {
     pa_remote_batch    remote[PA_NCLASSES]; /* this thread's frees into other heaps, by class;
                                                touched only by the thread (LIVE heaps only) */
 } pa_heap;
+
+/* Blocks malloc took from h's bin c, and blocks on it now (both read racily by the stats). */
+static inline uint64_t pa_bin_handouts(const pa_heap *h, size_t c)
+{
+    return __atomic_load_n(&h->bin_counts[c].counts, __ATOMIC_RELAXED) >> 16;
+}
+
+static inline uint32_t pa_bin_cached(const pa_heap *h, size_t c)
+{
+    int16_t room = (int16_t)__atomic_load_n(&h->bin_counts[c].counts, __ATOMIC_RELAXED);
+    int32_t n = (int32_t)h->cache_cap[c] - room;
+    return n >= 0 && n <= h->cache_cap[c] ? (uint32_t)n : 0;
+}
 
 enum pa_heap_state {
     PA_HEAP_BOOT = 0,   /* the static heap of a thread that has not allocated yet */
@@ -227,15 +264,20 @@ PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
 PA_HIDDEN void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n);   /* stats on */
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
 PA_HIDDEN void  pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b);
-PA_HIDDEN void  pa_heap_free_remote(pa_heap *h, pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_heap_free_remote(pa_heap *h, pa_block *b);
 PA_HIDDEN void  pa_heap_remote_flush(pa_heap *h);   /* pushes every batch of h (any state) */
 PA_HIDDEN void  pa_heap_thread_exit(void *heap);
-PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);
+PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);   /* cache, remote batches, empty pools */
 PA_HIDDEN void  pa_heap_fork_prepare(void);
 PA_HIDDEN void  pa_heap_fork_parent(void);
 PA_HIDDEN void  pa_heap_fork_child(void);
 PA_HIDDEN pa_heap *pa_heap_first(void);
 PA_HIDDEN extern pthread_key_t pa_heap_key;
+
+/* ---- cache.c */
+PA_HIDDEN void  pa_cache_init(pa_heap *h);
+PA_HIDDEN void  pa_cache_flush_all(pa_heap *h);
+PA_HIDDEN bool  pa_cache_holds(const pa_heap *h, size_t cls, const pa_block *b);
 
 /* ---- pool.c */
 PA_HIDDEN void   pa_pool_init(pa_pool *p, pa_heap *owner, size_t cls);
@@ -302,6 +344,7 @@ typedef struct pa_settings {
     unsigned    purge;         /* PYARENA_PURGE */
     unsigned    dirty_max;     /* PYARENA_DIRTY_MAX */
     unsigned    decay_ms;      /* PYARENA_DECAY_MS */
+    unsigned    thread_cache;  /* PYARENA_THREAD_CACHE: pools' worth a bin holds */
     const char *stats;         /* PYARENA_STATS: NULL (off), "stderr", or a path with %p */
     int         stats_format;  /* PYARENA_STATS_FORMAT: PYARENA_STATS_TEXT or _JSON */
 } pa_settings;
@@ -335,7 +378,7 @@ PA_HIDDEN extern pa_hot_vars pa_hot;
 PA_HIDDEN void  pa_check_init(void);
 PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
 PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);
-PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_pool *p, pa_block *b);
+PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_block *b);
 PA_HIDDEN void  pa_check_live(const void *ptr, const char *fn);
 PA_HIDDEN void  pa_check_large(const void *ptr, const char *fn);
 PA_HIDDEN void  pa_check_handout(pa_pool *p, pa_block *b);

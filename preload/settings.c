@@ -13,6 +13,7 @@ PA_HIDDEN pa_settings pa_config = {
     .purge = PA_DEFAULT_PURGE,
     .dirty_max = PA_DEFAULT_DIRTY_MAX,
     .decay_ms = PA_DEFAULT_DECAY_MS,
+    .thread_cache = PA_DEFAULT_THREAD_CACHE,
     .stats = NULL,
     .stats_format = PYARENA_STATS_TEXT,
 };
@@ -73,4 +74,5 @@ void pa_settings_read(void)
     read_uint("PYARENA_PURGE", &pa_config.purge, 1);
     read_uint("PYARENA_DIRTY_MAX", &pa_config.dirty_max, 1UL << 24);
     read_uint("PYARENA_DECAY_MS", &pa_config.decay_ms, 3600000);
+    read_uint("PYARENA_THREAD_CACHE", &pa_config.thread_cache, PA_MAX_THREAD_CACHE);
 }

@@ -52,13 +52,22 @@ void pa_snapshot_take(pa_snapshot *s)
     uint64_t released[PA_NCLASSES] = { 0 };
     pa_arena_foreach(walk_arena, s, released);
     pa_arena_counts_get(&s->arenas);
+    uint64_t cached[PA_NCLASSES] = { 0 };
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
         s->threads++;
         s->remote_frees += h->nremote;
+        for (size_t c = 0; c < PA_NCLASSES; c++) {
+            s->cls[c].allocs += pa_bin_handouts(h, c);
+            cached[c] += pa_bin_cached(h, c);
+        }
     }
     for (size_t c = 0; c < PA_NCLASSES; c++) {
         pa_class_snapshot *k = &s->cls[c];
         k->allocs += released[c];
+        /* the pools count cached blocks as used */
+        uint64_t moved = cached[c] < k->in_use ? cached[c] : k->in_use;
+        k->in_use -= moved;
+        k->free += moved;
         k->size = (c + 1) * PA_ALIGN;
         k->frees = k->allocs > k->in_use ? k->allocs - k->in_use : 0;
         s->block_bytes += k->in_use * k->size;

@@ -50,6 +50,13 @@ static inline void check_heap(void)
         check_ring(pa_tls_heap);
 }
 
+/* For the suites that test pools and arenas themselves: every free reaches its pool at once.
+ * Criterion runs each test in a process of its own, before which no heap exists. */
+static inline void no_thread_cache(void)
+{
+    pa_config.thread_cache = 0;
+}
+
 /* Page address of a small block. */
 static inline uintptr_t page_of(const void *p) { return (uintptr_t)p & ~(uintptr_t)4095; }
 

@@ -6,6 +6,8 @@
 
 #include "helpers.h"
 
+TestSuite(arena, .init = no_thread_cache);
+
 #define PER_POOL 8                    /* 512-byte blocks a pool */
 #define PER_ARENA (PA_ARENA_POOLS * PER_POOL)
 

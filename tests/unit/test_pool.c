@@ -4,6 +4,8 @@
 
 #define CLS64_CAP (4096 / 64)
 
+TestSuite(pool, .init = no_thread_cache);
+
 Test(pool, fills_one_page_then_detaches_and_moves_on)
 {
     void *b[CLS64_CAP + 1];

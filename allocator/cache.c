@@ -1,0 +1,56 @@
+/* cache.c — the thread cache (pa_heap.bin, internal.h) behind the fast paths of alloc.h, which
+ * do all its work but this: setting a heap's bins up, emptying them back into the pools at
+ * thread exit and malloc_trim, and finding a block in one for the checks.
+ *
+ * A bin holds PYARENA_THREAD_CACHE pools' worth of its class (two by default: 8 KiB, so at
+ * most 256 KiB a thread). It is never filled or flushed in bulk: that would walk its list, a
+ * chain of dependent loads, for every block that goes through while a program frees more of a
+ * class at once than the bin holds. A full bin instead lets frees through to their pools, and
+ * an empty one lets mallocs through to the current pool, so that such a program pays a test
+ * and a branch each way. */
+#include "alloc.h"
+
+void pa_cache_init(pa_heap *h)
+{
+    for (size_t c = 0; c < PA_NCLASSES; c++) {
+        /* PYARENA_CHECK=2 checks every block on its way in and out of a pool: no cache */
+        uint32_t cap = pa_hot.careful ? 0
+                     : pa_config.thread_cache * (uint32_t)(PA_POOL_SIZE / pa_class_size(c));
+        h->cache_cap[c] = (uint16_t)cap;
+        h->bin[c] = NULL;
+        h->bin_counts[c].room = (int16_t)cap;
+    }
+}
+
+void pa_cache_flush_all(pa_heap *h)
+{
+    for (size_t c = 0; c < PA_NCLASSES; c++) {
+        pa_block *b = h->bin[c];
+        h->bin[c] = NULL;
+        h->bin_counts[c].room = (int16_t)h->cache_cap[c];
+        while (b) {
+            pa_block *next = b->next;
+            pa_heap_free_local(h, pa_pool_of(b), b);
+            b = next;
+        }
+    }
+}
+
+/* Is b on h's bin cls? For the checks, which may run on another thread than h's: every link
+ * is checked to be a block start of h's pools of that class before it is followed, and the
+ * walk is bounded, so a list changing meanwhile cannot take it outside pools in use. */
+bool pa_cache_holds(const pa_heap *h, size_t cls, const pa_block *b)
+{
+    const pa_block *x = __atomic_load_n(&h->bin[cls], __ATOMIC_ACQUIRE);
+    for (uint32_t n = 0; x && n <= h->cache_cap[cls]; n++) {
+        if (!pa_owned(x))
+            return false;
+        const pa_pool_meta *m = pa_meta_of(x);
+        if (pa_meta_owner(m) != h || m->cls != cls || !pa_block_start(m, x))
+            return false;
+        if (x == b)
+            return true;
+        x = __atomic_load_n(&x->next, __ATOMIC_RELAXED);
+    }
+    return false;
+}

@@ -1,0 +1,167 @@
+/* test_cache.c — the thread cache: frees of a thread's own blocks wait in its bin for its next
+ * mallocs, up to the cap, past which they go to their pools; the stats count cached blocks as
+ * free; thread exit and malloc_trim empty the bins; PYARENA_CHECK=2 and PYARENA_THREAD_CACHE=0
+ * turn it off. */
+#include <pthread.h>
+
+#include "helpers.h"
+
+#define SIZE 64
+#define CLS  pa_class_of(SIZE)
+#define PER_POOL (4096 / SIZE)
+#define CAP (PA_DEFAULT_THREAD_CACHE * PER_POOL)   /* 128 blocks of 64 bytes */
+
+Test(cache, a_free_waits_in_the_bin_and_is_handed_out_first)
+{
+    void *a = pa_malloc(SIZE), *b = pa_malloc(SIZE);
+    pa_pool *p = pa_pool_of(a);
+    uint16_t used = pa_pool_used(p);
+    pa_free(a);
+    cr_assert_eq(pa_pool_used(p), used, "the free reached the pool");
+    cr_assert_eq(pa_tls_heap->bin[CLS], a);
+    cr_assert_eq(pa_bin_cached(pa_tls_heap, CLS), 1);
+    cr_assert_eq(pa_malloc(SIZE), a);
+    cr_assert_null(pa_tls_heap->bin[CLS]);
+    cr_assert_eq(pa_bin_cached(pa_tls_heap, CLS), 0);
+    pa_free(a);
+    pa_free(b);
+    cr_assert_eq(pa_tls_heap->bin[CLS], b, "last in, first out");
+}
+
+Test(cache, frees_past_the_cap_go_to_their_pools)
+{
+    enum { N = CAP + 40 };
+    void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(SIZE);
+    for (int i = 0; i < N; i++)
+        pa_free(v[i]);
+    cr_assert_eq(pa_tls_heap->cache_cap[CLS], CAP);
+    cr_assert_eq(pa_bin_cached(pa_tls_heap, CLS), CAP, "the bin holds its cap");
+    size_t on_pools = 0;
+    for (int i = 0; i < N; i++)
+        if (!pa_cache_holds(pa_tls_heap, CLS, v[i]))
+            on_pools++;
+    cr_assert_eq(on_pools, 40);
+    for (int i = CAP; i < N; i++)
+        cr_assert_not(pa_cache_holds(pa_tls_heap, CLS, v[i]), "block %d: the first CAP stay", i);
+    check_heap();
+    /* the mallocs take the bin first, newest first, then the pools */
+    for (int i = CAP - 1; i >= 0; i--)
+        cr_assert_eq(pa_malloc(SIZE), v[i]);
+    cr_assert_null(pa_tls_heap->bin[CLS]);
+    void *next = pa_malloc(SIZE);
+    cr_assert_not(pa_cache_holds(pa_tls_heap, CLS, next));
+    check_heap();
+}
+
+Test(cache, stats_count_cached_blocks_as_free_and_their_handouts_once)
+{
+    enum { N = 100 };
+    void *v[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            v[i] = pa_malloc(SIZE);
+        for (int i = 0; i < N - 10; i++)
+            pa_free(v[i]);
+        pa_snapshot s;
+        pa_snapshot_take(&s);
+        cr_assert_eq(s.cls[CLS].in_use, 10 * (round + 1), "round %d: %zu in use", round,
+                     s.cls[CLS].in_use);
+        cr_assert_eq(s.cls[CLS].allocs, (size_t)N * (round + 1));
+        cr_assert_eq(s.cls[CLS].frees, (size_t)(N - 10) * (round + 1));
+    }
+}
+
+static void *churn_and_exit(void *arg)
+{
+    void *v[500];
+    for (int i = 0; i < 500; i++)
+        v[i] = pa_malloc(SIZE);
+    for (int i = 0; i < 500; i++)
+        pa_free(v[i]);
+    *(pa_heap **)arg = pa_tls_heap;
+    return NULL;
+}
+
+static void count_pools_of(pa_arena *a, void *arg)
+{
+    void **ctx = arg;
+    for (size_t i = 0; i < PA_ARENA_POOLS; i++)
+        if (pa_arena_pool(a, i)->state != PA_POOL_FREE && pa_pool_owner(pa_arena_pool(a, i)) == ctx[0])
+            (*(size_t *)ctx[1])++;
+}
+
+Test(cache, thread_exit_empties_the_bins_and_gives_the_pools_back)
+{
+    pa_heap *h = NULL;
+    pthread_t t;
+    pthread_create(&t, NULL, churn_and_exit, &h);
+    pthread_join(t, NULL);
+    cr_assert_not_null(h);
+    for (size_t c = 0; c < PA_NCLASSES; c++)
+        cr_assert_null(h->bin[c], "class %zu still cached", c);
+    size_t pools = 0;
+    void *ctx[2] = { h, &pools };
+    pa_arena_foreach(count_pools_of, ctx, NULL);
+    cr_assert_eq(pools, 0, "%zu pools kept by an exited thread", pools);
+}
+
+Test(cache, malloc_trim_empties_the_bins)
+{
+    void *v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = pa_malloc(SIZE);
+    for (int i = 0; i < 300; i++)
+        pa_free(v[i]);
+    cr_assert_gt(pa_bin_cached(pa_tls_heap, CLS), 0);
+    pa_api_trim();
+    cr_assert_null(pa_tls_heap->bin[CLS]);
+    cr_assert_eq(pa_bin_cached(pa_tls_heap, CLS), 0);
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.cls[CLS].pools, 0, "every pool of the class went back");
+    check_heap();
+}
+
+static void cache_off(void)
+{
+    pa_config.thread_cache = 0;
+}
+
+Test(cache, can_be_switched_off, .init = cache_off)
+{
+    void *a = pa_malloc(SIZE), *b = pa_malloc(SIZE);
+    pa_pool *p = pa_pool_of(a);
+    uint16_t used = pa_pool_used(p);
+    pa_free(a);
+    cr_assert_eq(pa_pool_used(p), used - 1, "the free did not reach the pool");
+    cr_assert_null(pa_tls_heap->bin[CLS]);
+    cr_assert_eq(pa_tls_heap->cache_cap[CLS], 0);
+    pa_free(b);
+}
+
+static void level_2(void)
+{
+    pa_config.check = 2;
+    pa_check_init();
+}
+
+Test(cache, is_off_under_check_level_2, .init = level_2)
+{
+    void *a = pa_malloc(SIZE), *b = pa_malloc(SIZE);
+    pa_free(a);
+    for (size_t c = 0; c < PA_NCLASSES; c++)
+        cr_assert_eq(pa_tls_heap->cache_cap[c], 0);
+    cr_assert_null(pa_tls_heap->bin[CLS]);
+    pa_free(b);
+}
+
+/* The largest class holds 8 blocks a pool: its bin 16. */
+Test(cache, caps_are_pools_worth_of_each_class)
+{
+    pa_free(pa_malloc(1));
+    cr_assert_eq(pa_tls_heap->cache_cap[0], PA_DEFAULT_THREAD_CACHE * 256);
+    cr_assert_eq(pa_tls_heap->cache_cap[PA_NCLASSES - 1], PA_DEFAULT_THREAD_CACHE * 8);
+    cr_assert_eq(pa_tls_heap->cache_cap[pa_class_of(48)], PA_DEFAULT_THREAD_CACHE * 85);
+}
