@@ -227,7 +227,7 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
     const pa_pool_meta *m = pa_meta_of(ptr);
     pa_heap *h = pa_tls_heap;
     pa_block *b = ptr;
-    pa_pool_meta meta = { .owner = m->owner, .magic = m->magic, .cls = m->cls };  /* one line */
+    pa_pool_meta meta = { .owner = m->owner, .magic = m->magic, .cls = m->cls };  /* a line */
     if (unlikely(meta.owner != h)) {
         pa_heap_free_remote(h, b);   /* tail calls: the fast path keeps no stack frame */
         return;

@@ -2,8 +2,11 @@
  * do all its work but this: setting a heap's bins up, emptying them back into the pools at
  * thread exit and malloc_trim, and finding a block in one for the checks.
  *
- * A bin holds PYARENA_THREAD_CACHE pools' worth of its class (two by default: 8 KiB, so at
- * most 256 KiB a thread). It is never filled or flushed in bulk: that would walk its list, a
+ * A bin holds PYARENA_THREAD_CACHE pools' worth of its class (two by default: 8 KiB, 256 KiB
+ * a thread for all classes). Its blocks keep their pools in use, so at worst a bin keeps one
+ * pool per block (512 for the 16-byte class) until the thread mallocs them again, calls
+ * malloc_trim or exits; jemalloc's and glibc's caches hold their slabs and chunks the same
+ * way. It is never filled or flushed in bulk: that would walk its list, a
  * chain of dependent loads, for every block that goes through while a program frees more of a
  * class at once than the bin holds. A full bin instead lets frees through to their pools, and
  * an empty one lets mallocs through to the current pool, so that such a program pays a test
@@ -41,6 +44,8 @@ void pa_cache_flush_all(pa_heap *h)
  * walk is bounded, so a list changing meanwhile cannot take it outside pools in use. */
 bool pa_cache_holds(const pa_heap *h, size_t cls, const pa_block *b)
 {
+    if (h == NULL)
+        return false;
     const pa_block *x = __atomic_load_n(&h->bin[cls], __ATOMIC_ACQUIRE);
     for (uint32_t n = 0; x && n <= h->cache_cap[cls]; n++) {
         if (!pa_owned(x))

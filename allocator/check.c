@@ -94,13 +94,14 @@ static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
 }
 
 /* Free blocks are on p's local list, its remote stack, its owner's cache (cache.c), or a batch
- * of remote frees that some thread has not pushed yet (heap.c). Other threads' batches are read without their owners'
- * consent, as the remote stack is: on_list stays inside the pool whatever it reads. */
-static bool is_free(const pa_pool *p, const pa_block *b)
+ * of remote frees that some thread has not pushed yet (heap.c). Other threads' lists are read
+ * without their owners' consent: on_list and pa_cache_holds stay inside pools in use whatever
+ * they read. owner: p's, read once by the caller (the pool may be released meanwhile). */
+static bool is_free(const pa_pool *p, const pa_heap *owner, const pa_block *b)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
     if (on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b) ||
-        pa_cache_holds(pa_pool_owner(p), pa_meta(p)->cls, b))
+        pa_cache_holds(owner, pa_meta(p)->cls, b))
         return true;
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
         pa_remote_batch *r = &h->remote[pa_meta(p)->cls];
@@ -116,9 +117,10 @@ static bool is_free(const pa_pool *p, const pa_block *b)
 void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
 {
     const pa_pool_meta *m = pa_meta(p);
-    if (m->owner == NULL || !pa_block_start(m, b))
+    const pa_heap *owner = pa_meta_owner(m);
+    if (owner == NULL || !pa_block_start(m, b))
         pa_check_fail("invalid pointer", b, fn, 0);
-    if (b->mark == pa_free_mark(b) && is_free(p, b))
+    if (b->mark == pa_free_mark(b) && is_free(p, owner, b))
         pa_check_fail("double free", b, fn, pa_class_size(m->cls));
 }
 

@@ -274,8 +274,8 @@ void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n)
 
 /* ---- the slow paths of free */
 
-/* The owner's push of a free block, outside the inline fast path (suspicious frees, careful
- * paths, frees into an abandoned heap under pa_heaps_lock). */
+/* The owner's push of a free block onto its pool's list, outside the inline fast path (careful
+ * paths, emptying the cache, frees into an abandoned heap under pa_heaps_lock). */
 void pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b)
 {
     pa_link(b, p->free);

@@ -97,7 +97,7 @@ static inline uint32_t pa_tf_count(uintptr_t tf)
 struct pa_heap;
 
 /* Pool descriptor: what the owner writes (the free list and its counts at every malloc and
- * free; ring links and state on transitions) and the remote stack, which other threads push
+ * free that passes its thread's cache; ring links and state on transitions) and the remote stack, which other threads push
  * to once per batch. One cache line, so that owners of neighbouring pools never share a line;
  * what other threads read at every free is in pa_pool_meta, below. */
 typedef struct pa_pool {
@@ -106,8 +106,9 @@ typedef struct pa_pool {
         uint64_t       counts;       /* left in bits 0-15, handouts in bits 16-63 */
         struct {
             uint16_t   left;         /* used - slow_at, where used counts the blocks not on
-                                        `free` (live or remote-freed but not collected) + pinned;
-                                        see PA_REATTACH_SHIFT and pa_pool_used */
+                                        `free` (live, in its owner's cache, or remote-freed but
+                                        not collected) + pinned; see PA_REATTACH_SHIFT and
+                                        pa_pool_used */
             uint16_t   handouts_[3]; /* blocks handed out since the pool was taken: read with
                                         pa_pool_handouts; they go to the class's total when the
                                         pool goes back to its arena */
@@ -245,8 +246,9 @@ static inline uint64_t pa_bin_handouts(const pa_heap *h, size_t c)
 static inline uint32_t pa_bin_cached(const pa_heap *h, size_t c)
 {
     int16_t room = (int16_t)__atomic_load_n(&h->bin_counts[c].counts, __ATOMIC_RELAXED);
-    int32_t n = (int32_t)h->cache_cap[c] - room;
-    return n >= 0 && n <= h->cache_cap[c] ? (uint32_t)n : 0;
+    /* a full bin reads -1 for a moment, while a free passes it by */
+    int32_t n = room < 0 ? h->cache_cap[c] : (int32_t)h->cache_cap[c] - room;
+    return n < 0 ? 0 : n > h->cache_cap[c] ? h->cache_cap[c] : (uint32_t)n;
 }
 
 enum pa_heap_state {

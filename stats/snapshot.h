@@ -11,7 +11,8 @@ typedef struct pa_class_snapshot {
     size_t size;       /* block size */
     size_t pools;      /* pools of this class in use (ATTACHED or FULL) */
     size_t in_use;     /* blocks handed out and not freed */
-    size_t free;       /* free blocks in those pools (local lists, remote stacks) */
+    size_t free;       /* free blocks in those pools (local lists, remote stacks, threads'
+                          caches) */
     size_t allocs;     /* allocations since start */
     size_t frees;      /* frees since start (allocs - in_use) */
 } pa_class_snapshot;
