@@ -2,9 +2,9 @@
  * do all its work but this: setting a heap's bins up, emptying them back into the pools at
  * thread exit and malloc_trim, and finding a block in one for the checks.
  *
- * A bin holds PYARENA_THREAD_CACHE pools' worth of its class (two by default: 8 KiB, 256 KiB
- * a thread for all classes). Its blocks keep their pools in use, so at worst a bin keeps one
- * pool per block (512 for the 16-byte class) until the thread mallocs them again, calls
+ * A bin holds PYARENA_THREAD_CACHE pools' worth of its class (one by default: 4 KiB, 128 KiB
+ * a thread for all classes; two gain the churn nothing more). Its blocks keep their pools in
+ * use, so at worst a bin keeps one pool per block (256 for the 16-byte class) until the thread mallocs them again, calls
  * malloc_trim or exits; jemalloc's and glibc's caches hold their slabs and chunks the same
  * way. It is never filled or flushed in bulk: that would walk its list, a
  * chain of dependent loads, for every block that goes through while a program frees more of a

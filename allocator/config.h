@@ -61,7 +61,7 @@ _Static_assert(PA_REMOTE_BATCH_BYTES / PA_SMALL_MAX >= 2, "every class batches t
 #define PA_DEFAULT_PURGE        1      /* give the pages of empty pools back with madvise */
 #define PA_DEFAULT_DECAY_MS     1000   /* empty pools stay resident this long... */
 #define PA_DEFAULT_DIRTY_MAX    16384  /* ...unless more than this many (64 MiB) wait */
-#define PA_DEFAULT_THREAD_CACHE 2      /* a thread caches two pools' worth of each class... */
+#define PA_DEFAULT_THREAD_CACHE 1      /* a thread caches a pool's worth of each class... */
 #define PA_MAX_THREAD_CACHE     16     /* ...at most 16 (a bin counts in 15 bits) */
 _Static_assert(PA_MAX_THREAD_CACHE * (PA_POOL_SIZE / PA_ALIGN) < 32767, "bin room fits");
 

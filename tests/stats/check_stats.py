@@ -134,7 +134,7 @@ def _():
     expect("PYARENA_STATS_FORMAT=xml: expected text or json; using text" in r.stderr, r.stderr[:300])
     expect("PYARENA_ARENA_CACHE=lots: expected a whole number from 0 to 1024; using 2" in r.stderr,
            r.stderr[:300])
-    expect("PYARENA_THREAD_CACHE=17: expected a whole number from 0 to 16; using 2" in r.stderr,
+    expect("PYARENA_THREAD_CACHE=17: expected a whole number from 0 to 16; using 1" in r.stderr,
            r.stderr[:300])
     expect("pyarena stats, pid" in r.stderr, "report still printed as text")
 

@@ -9,7 +9,7 @@
 #define SIZE 64
 #define CLS  pa_class_of(SIZE)
 #define PER_POOL (4096 / SIZE)
-#define CAP (PA_DEFAULT_THREAD_CACHE * PER_POOL)   /* 128 blocks of 64 bytes */
+#define CAP (PA_DEFAULT_THREAD_CACHE * PER_POOL)   /* 64 blocks of 64 bytes by default */
 
 Test(cache, a_free_waits_in_the_bin_and_is_handed_out_first)
 {
@@ -157,7 +157,7 @@ Test(cache, is_off_under_check_level_2, .init = level_2)
     pa_free(b);
 }
 
-/* The largest class holds 8 blocks a pool: its bin 16. */
+/* A pool of the largest class holds 8 blocks, of the smallest 256, of 48 bytes 85. */
 Test(cache, caps_are_pools_worth_of_each_class)
 {
     pa_free(pa_malloc(1));
