@@ -164,8 +164,8 @@ static inline __attribute__((always_inline)) uint8_t *pa_waste_slot(const void *
     return (uint8_t *)(base + PA_WASTE_OFFSET + ((a - base) >> 4));
 }
 
-/* Pop a block of class cls from the calling thread's cache, or else from its current pool
- * (level 0 or 1). With track (stats on, track.c), the request n goes to the block's slot: its
+/* Pop a block of class cls from the calling thread's cache, which the slow path fills with
+ * the whole free list of a pool when it is empty (level 0 or 1). With track (stats on, track.c), the request n goes to the block's slot: its
  * low byte is enough, since the class size minus it, modulo 256, is the waste (0..16), and
  * storing it costs nothing. */
 static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls, size_t n,
@@ -173,21 +173,12 @@ static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls,
 {
     pa_heap *h = pa_tls_heap;
     pa_block *b = h->bin[cls];
-    if (likely(b != NULL)) {
-        pa_block *next = b->next;
-        __builtin_prefetch(next);
-        h->bin[cls] = next;
-        h->bin_counts[cls].counts += PA_HANDOUT;   /* room + 1, handouts + 1 */
-    } else {
-        pa_pool *p = h->cur[cls];
-        b = p->free;
-        if (unlikely(b == NULL))
-            return track ? pa_heap_alloc_slow_tracked(h, cls, n) : pa_heap_alloc_slow(h, cls);
-        pa_block *next = b->next;
-        __builtin_prefetch(next);
-        p->free = next;
-        pa_pool_handout(p);
-    }
+    if (unlikely(b == NULL))
+        return track ? pa_heap_alloc_slow_tracked(h, cls, n) : pa_heap_alloc_slow(h, cls);
+    pa_block *next = b->next;
+    __builtin_prefetch(next);
+    h->bin[cls] = next;
+    h->bin_counts[cls].counts += PA_HANDOUT;   /* room + 1, handouts + 1 */
     b->mark = 0;
     if (track)
         *pa_waste_slot(b) = (uint8_t)n;

@@ -17,8 +17,9 @@ void *pa_api_malloc_other(size_t n)
         return pa_small_alloc_as(pa_class_of(n), n, true);
     if (n - 1 < PA_SMALL_MAX)
         return pa_careful_malloc(n);
-    if (n == 0)
-        return pa_hot.small_limit ? pa_small_alloc(0) : pa_careful_malloc(0);
+    if (n == 0)   /* as a 1-byte request, but its waste is 16 */
+        return pa_hot.small_limit ? pa_small_alloc(0)
+             : pa_hot.track_limit ? pa_small_alloc_as(0, 0, true) : pa_careful_malloc(0);
     return pa_large_alloc(n, 0, false);
 }
 

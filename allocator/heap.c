@@ -252,9 +252,17 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
         errno = ENOMEM;
         return NULL;
     }
-    pa_block *b = p->free;
-    p->free = pa_next(b);
-    pa_pool_handout(p);
+    pa_block *b;
+    if (h->cache_cap[cls] && h->bin[cls] == NULL) {   /* else a careful path's call */
+        pa_cache_fill(h, p, cls);
+        b = h->bin[cls];
+        h->bin[cls] = b->next;
+        h->bin_counts[cls].counts += PA_HANDOUT;
+    } else {
+        b = p->free;
+        p->free = pa_next(b);
+        pa_pool_handout(p);
+    }
     pa_check_handout(p, b);
     if (track)
         *pa_waste_slot(b) = (uint8_t)n;

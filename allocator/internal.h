@@ -278,6 +278,7 @@ PA_HIDDEN extern pthread_key_t pa_heap_key;
 
 /* ---- cache.c */
 PA_HIDDEN void  pa_cache_init(pa_heap *h);
+PA_HIDDEN void  pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls);
 PA_HIDDEN void  pa_cache_flush_all(pa_heap *h);
 PA_HIDDEN bool  pa_cache_holds(const pa_heap *h, size_t cls, const pa_block *b);
 
