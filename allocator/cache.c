@@ -37,7 +37,9 @@ void pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls)
     /* an ATTACHED pool's used count is left: its other blocks are all on its list */
     uint32_t n = pa_pool_capacity(p) + p->pinned - p->left;
     h->bin[cls] = p->free;
-    p->free = NULL;
+    /* after: a remote double-free check (is_free) must find the blocks on one list or the
+     * other, never between them */
+    __atomic_store_n(&p->free, NULL, __ATOMIC_RELEASE);
     p->counts += n;   /* left; no carry: used becomes the capacity (+ 1 pinned) */
     h->bin_counts[cls].room = (int16_t)(h->cache_cap[cls] - n);
 }

@@ -253,7 +253,8 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
         return NULL;
     }
     pa_block *b;
-    if (h->cache_cap[cls] && h->bin[cls] == NULL) {   /* else a careful path's call */
+    /* with blocks cached, a careful path's call or malloc re-entered from thread_start */
+    if (h->cache_cap[cls] && h->bin[cls] == NULL) {
         pa_cache_fill(h, p, cls);
         b = h->bin[cls];
         h->bin[cls] = b->next;

@@ -96,9 +96,10 @@ static inline uint32_t pa_tf_count(uintptr_t tf)
 
 struct pa_heap;
 
-/* Pool descriptor: what the owner writes (the free list and its counts at every malloc and
- * free that passes its thread's cache; ring links and state on transitions) and the remote stack, which other threads push
- * to once per batch. One cache line, so that owners of neighbouring pools never share a line;
+/* Pool descriptor: what the owner writes (the free list and its counts when its thread's cache
+ * takes the list or lets a free through, at every malloc and free with the cache off; ring
+ * links and state on transitions) and the remote stack, which other threads push to once per
+ * batch. One cache line, so that owners of neighbouring pools never share a line;
  * what other threads read at every free is in pa_pool_meta, below. */
 typedef struct pa_pool {
     pa_block          *free;         /* owner: blocks ready to hand out, LIFO */
@@ -208,7 +209,7 @@ typedef struct pa_remote_batch {
  * the pool's descriptor (a cache line per 4 KiB, which a working set of a few thousand pools
  * no longer keeps in L2). The pools count cached blocks as used. A bin holds at most
  * cache_cap blocks: a free finding it full goes on to the pool, and a malloc finding it empty
- * takes from the pool, so that nothing ever walks a bin on the way (cache.c). */
+ * has it take the current pool's whole list, so that nothing ever walks a bin (cache.c). */
 /* A bin is its list's head, in pa_heap.bin, and this word, in pa_heap.bin_counts: two arrays
  * of 8-byte entries, which the fast paths index by class with no multiply. */
 typedef union pa_bin_counts {        /* one word, so that a malloc counts both at once */
