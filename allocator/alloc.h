@@ -165,9 +165,9 @@ static inline __attribute__((always_inline)) uint8_t *pa_waste_slot(const void *
 }
 
 /* Pop a block of class cls from the calling thread's cache, which the slow path fills with
- * the whole free list of a pool when it is empty (level 0 or 1). With track (stats on, track.c), the request n goes to the block's slot: its
- * low byte is enough, since the class size minus it, modulo 256, is the waste (0..16), and
- * storing it costs nothing. */
+ * the whole free list of a pool when it is empty (level 0 or 1). With track (stats on,
+ * track.c), the request n goes to the block's slot: its low byte is enough, since the class
+ * size minus it, modulo 256, is the waste (0..16), and storing it costs nothing. */
 static inline __attribute__((always_inline)) void *pa_small_alloc_as(size_t cls, size_t n,
                                                                      bool track)
 {
@@ -210,9 +210,10 @@ static inline __attribute__((always_inline)) void pa_cache_push(pa_heap *h, size
 
 /* Push a small block back: onto the calling thread's cache (or pool) when it owns the block's
  * pool, else onto the pool's remote stack (by way of a batch). Level 1 checks: the pointer
- * starts a block of a pool in use, and the block is not already free (a matching mark is confirmed out of line). The path is
- * the same at every level and with stats on: at level 0 pa_free_suspect skips the checks,
- * and at level 2 no pool's owner word matches (PA_OWNER_CAREFUL). */
+ * starts a block of a pool in use, and the block is not already free (a matching mark is
+ * confirmed out of line). The path is the same at every level and with stats on: at level 0
+ * pa_free_suspect skips the checks, and at level 2 no pool's owner word matches
+ * (PA_OWNER_CAREFUL). */
 static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
     const pa_pool_meta *m = pa_meta_of(ptr);

@@ -463,8 +463,8 @@ void pa_heap_thread_exit(void *arg)
     pa_heap *h = arg;
     pa_tls_heap = &pa_heap_dead;
     pa_heap_remote_flush(h);   /* before the lock, which a push to an abandoned owner takes */
+    pa_cache_flush_all(h);     /* the heap is still this thread's alone: no lock either */
     pthread_mutex_lock(&pa_heaps_lock);
-    pa_cache_flush_all(h);
     heap_collect(h, false);
     atomic_store_explicit(&h->state, PA_HEAP_ABANDONED, memory_order_release);
     h->next_abandoned = pa_heaps_abandoned;

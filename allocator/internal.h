@@ -247,9 +247,8 @@ static inline uint64_t pa_bin_handouts(const pa_heap *h, size_t c)
 static inline uint32_t pa_bin_cached(const pa_heap *h, size_t c)
 {
     int16_t room = (int16_t)__atomic_load_n(&h->bin_counts[c].counts, __ATOMIC_RELAXED);
-    /* a full bin reads -1 for a moment, while a free passes it by */
-    int32_t n = room < 0 ? h->cache_cap[c] : (int32_t)h->cache_cap[c] - room;
-    return n < 0 ? 0 : n > h->cache_cap[c] ? h->cache_cap[c] : (uint32_t)n;
+    /* a full bin reads -1 for a moment, while a free passes it by; room never exceeds the cap */
+    return room < 0 ? h->cache_cap[c] : (uint32_t)(h->cache_cap[c] - room);
 }
 
 enum pa_heap_state {

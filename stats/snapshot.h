@@ -1,6 +1,7 @@
 /* snapshot.h — a consistent-enough picture of the heap, gathered without allocating: per-class
- * pools, blocks and allocation counts from the arena headers and pool descriptors, remote-free
- * counts from every thread's heap. The report (stats/report.c), mallinfo2 and the tests read
+ * pools, blocks and allocation counts from the arena headers and pool descriptors; remote-free
+ * counts, the thread caches' allocation counts and the blocks they hold from every thread's
+ * heap. The report (stats/report.c), mallinfo2 and the tests read
  * it. */
 #ifndef PA_SNAPSHOT_H
 #define PA_SNAPSHOT_H
