@@ -29,14 +29,66 @@ void pa_cache_init(pa_heap *h)
     }
 }
 
+/* The n free blocks of p, on its list, as a list in address order, lowest first, where that
+ * is cheap to get: a thread then hands out consecutive blocks at rising addresses, as from a
+ * fresh pool, rather than in the order its frees left them. A program that later reads its
+ * objects in the order it made them (CPython's collector walks every container that way; lists
+ * and dicts are read in order) then reads memory forward, which the hardware prefetchers follow;
+ * in the order of the frees, each block costs a miss of its own. jemalloc's slabs hand out their
+ * lowest free region first, to the same effect. On bench/py_workload.py the interpreter's own
+ * time (perf samples outside the allocator) fell by 16 % when every fill was sorted.
+ *
+ *   - Every block free: relinked without reading the list, unless it starts at the page's
+ *     first or last block, as a carved list and one freed in (the reverse of) the order it was
+ *     handed out do: in order already, forward or backward, and prefetchers follow both.
+ *   - Fewer than a quarter free: a walk of the list sets a bit per block.
+ *   - Otherwise the list stays as it is: sorting it costs a walk or a scan of the page, about
+ *     twenty instructions per block (callgrind, random-order batches of 64-byte blocks, where
+ *     the bin pins each pool with a block or two), for a gain only programs that keep what they
+ *     allocate would see. */
+static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
+{
+    char *page = pa_pool_page(p);
+    size_t size = pa_class_size(cls);
+    uint32_t cap = pa_pool_capacity(p);
+    pa_block *head = p->free;
+    if (n == cap) {
+        if (head == (pa_block *)page || head == (pa_block *)(page + (cap - 1) * size))
+            return head;
+        for (uint32_t i = 0; i + 1 < cap; i++)
+            ((pa_block *)(page + i * size))->next = (pa_block *)(page + (i + 1) * size);
+        ((pa_block *)(page + (cap - 1) * size))->next = NULL;
+        return (pa_block *)page;
+    }
+    if (4 * n >= cap)
+        return head;
+    uint64_t bits[PA_POOL_SIZE / PA_ALIGN / 64] = { 0 };   /* 256 blocks of the 16-byte class */
+    uint32_t magic = pa_meta(p)->magic;   /* the offset times magic, over 2^32, is the index */
+    for (pa_block *b = head; b; b = b->next) {
+        uint32_t i = (uint32_t)((((uintptr_t)b & (PA_POOL_SIZE - 1)) * (uint64_t)magic) >> 32);
+        bits[i / 64] |= UINT64_C(1) << (i % 64);
+    }
+    head = NULL;   /* linked from the highest block down, so that the lowest comes first */
+    for (size_t w = sizeof bits / sizeof bits[0]; w-- > 0;) {
+        for (uint64_t x = bits[w]; x; ) {
+            unsigned top = 63u - (unsigned)__builtin_clzll(x);
+            x &= ~(UINT64_C(1) << top);
+            pa_block *b = (pa_block *)(page + (w * 64 + top) * size);
+            b->next = head;
+            head = b;
+        }
+    }
+    return head;
+}
+
 /* Malloc found bin cls empty, and p is the ring head with free blocks: its whole list moves to
- * the bin, without a walk (the bin holds at least a pool's worth, so it fits), and the pool
- * counts the blocks as used from now on. */
+ * the bin (the bin holds at least a pool's worth, so it fits), in address order where that is
+ * cheap (above), and the pool counts the blocks as used from now on. */
 void pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls)
 {
     /* an ATTACHED pool's used count is left: its other blocks are all on its list */
     uint32_t n = pa_pool_capacity(p) + p->pinned - p->left;
-    h->bin[cls] = p->free;
+    h->bin[cls] = pool_list_in_order(p, cls, n);
     /* after: a remote double-free check (is_free) must find the blocks on one list or the
      * other, never between them */
     __atomic_store_n(&p->free, NULL, __ATOMIC_RELEASE);

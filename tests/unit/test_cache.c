@@ -97,6 +97,66 @@ static void *churn_and_exit(void *arg)
     return NULL;
 }
 
+/* Frees the blocks of v[0 .. PER_POOL) (one pool's) in an order that starts and ends inside
+ * the pool, none of them to the bin. */
+static void free_scrambled(void **v, int count)
+{
+    for (int k = 0; k < count; k++)
+        pa_free(v[(5 + 7 * k) % PER_POOL]);   /* 7 is prime to 64: every block once */
+}
+
+/* A pool's blocks freed in a scrambled order, all of them, are handed out again lowest
+ * address first (without the relinking, in the reverse of the frees). */
+Test(cache, a_wholly_free_pool_is_handed_out_in_address_order)
+{
+    enum { N = CAP + 2 * PER_POOL };
+    void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(SIZE);
+    for (int i = 0; i < CAP; i++)
+        pa_free(v[i]);   /* the bin is full from here on */
+    char *page = (char *)page_of(v[CAP]);
+    cr_assert_eq(page_of(v[CAP + PER_POOL - 1]), (uintptr_t)page, "a pool per PER_POOL blocks");
+    free_scrambled(v + CAP, PER_POOL);
+    free_scrambled(v + CAP + PER_POOL, PER_POOL);
+    for (int i = 0; i < CAP; i++)
+        pa_malloc(SIZE);   /* the bin's blocks */
+    char *first = pa_malloc(SIZE);
+    cr_assert_eq(page_of(first), (uintptr_t)first, "the fill starts at the page's first block");
+    for (int i = 1; i < PER_POOL; i++) {
+        char *b = pa_malloc(SIZE);
+        cr_assert_eq(b, first + i * SIZE, "block %d out of order", i);
+    }
+    check_heap();
+}
+
+/* A pool with a few blocks free (under a quarter of it) hands them out lowest first too. */
+Test(cache, a_pool_with_few_free_blocks_hands_them_out_in_address_order)
+{
+    enum { N = 2 * PER_POOL, FEW = PER_POOL / 4 - 2 };
+    void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(SIZE);
+    for (int i = PER_POOL; i < N; i++)
+        pa_free(v[i]);   /* the second pool's blocks fill the bin */
+    cr_assert_eq(pa_bin_cached(pa_tls_heap, CLS), CAP);
+    free_scrambled(v, FEW);   /* onto the first pool's list, in that order */
+    for (int i = 0; i < CAP; i++)
+        pa_malloc(SIZE);
+    char *prev = NULL;
+    int found = 0;
+    for (int i = 0; i < FEW; i++) {
+        char *b = pa_malloc(SIZE);
+        cr_assert_eq(page_of(b), page_of(v[0]), "block %d from another pool", i);
+        cr_assert_gt(b, prev, "block %d out of order", i);
+        for (int k = 0; k < FEW; k++)
+            found += b == v[(5 + 7 * k) % PER_POOL];
+        prev = b;
+    }
+    cr_assert_eq(found, FEW, "the blocks handed out are not the ones freed");
+    check_heap();
+}
+
 static void count_pools_of(pa_arena *a, void *arg)
 {
     void **ctx = arg;
