@@ -62,12 +62,26 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
     }
     if (4 * n >= cap)
         return head;
+    /* A list that is not what the counts say (written after a free: a link out of the page,
+     * into a block, back to a block seen, or longer or shorter than n) is left as it is, as
+     * it was before fills sorted anything: the walk must neither loop nor hand out a block
+     * that is not free. */
     uint64_t bits[PA_POOL_SIZE / PA_ALIGN / 64] = { 0 };   /* 256 blocks of the 16-byte class */
-    uint32_t magic = pa_meta(p)->magic;   /* the offset times magic, over 2^32, is the index */
-    for (pa_block *b = head; b; b = b->next) {
-        uint32_t i = (uint32_t)((((uintptr_t)b & (PA_POOL_SIZE - 1)) * (uint64_t)magic) >> 32);
-        bits[i / 64] |= UINT64_C(1) << (i % 64);
+    const pa_pool_meta *m = pa_meta(p);
+    uint32_t seen = 0;
+    for (pa_block *b = head; b; b = b->next, seen++) {
+        if (seen == n || (char *)((uintptr_t)b & ~(uintptr_t)(PA_POOL_SIZE - 1)) != page ||
+            !pa_block_start(m, b))
+            return head;
+        /* the offset times magic, over 2^32, is the block's index */
+        uint32_t i = (uint32_t)((((uintptr_t)b & (PA_POOL_SIZE - 1)) * (uint64_t)m->magic) >> 32);
+        uint64_t bit = UINT64_C(1) << (i % 64);
+        if (bits[i / 64] & bit)
+            return head;
+        bits[i / 64] |= bit;
     }
+    if (seen != n)
+        return head;
     head = NULL;   /* linked from the highest block down, so that the lowest comes first */
     for (size_t w = sizeof bits / sizeof bits[0]; w-- > 0;) {
         for (uint64_t x = bits[w]; x; ) {

@@ -157,6 +157,26 @@ Test(cache, a_pool_with_few_free_blocks_hands_them_out_in_address_order)
     check_heap();
 }
 
+/* A write after free that turns a pool's list into a loop must not hang the fill's walk: the
+ * list is handed over as it is, as before fills sorted anything. */
+Test(cache, a_looping_list_is_not_walked_forever, .timeout = 20)
+{
+    enum { N = 2 * PER_POOL, FEW = PER_POOL / 8 + 2 };   /* enough to reattach the pool */
+    void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(SIZE);
+    for (int i = PER_POOL; i < N; i++)
+        pa_free(v[i]);
+    free_scrambled(v, FEW);
+    pa_pool *p = pa_pool_of(v[0]);
+    pa_block *head = p->free;
+    cr_assert_not_null(head);
+    head->next = head;   /* the program's write after free */
+    for (int i = 0; i < CAP; i++)
+        pa_malloc(SIZE);
+    cr_assert_eq(pa_malloc(SIZE), head, "the list was not handed over as it was");
+}
+
 static void count_pools_of(pa_arena *a, void *arg)
 {
     void **ctx = arg;
