@@ -12,9 +12,10 @@
  * A bin is never flushed in bulk: that would walk its list, a chain of dependent loads, for
  * every block that goes through while a program frees more of a class at once than the bin
  * holds. A full bin instead lets frees through to their pools, so that such a program pays a
- * test and a branch. An empty one takes a pool's whole list, which needs no walk: the list and
- * its length are at hand. With the cache off (cap 0), every malloc takes the slow path, which
- * then pops from the pool itself. */
+ * test and a branch. An empty one takes a pool's whole list, whose head and length are at
+ * hand, put in address order on the way where that is cheap (a walk only for a list of a few
+ * blocks). With the cache off (cap 0), every malloc takes the slow path, which then pops from
+ * the pool itself. */
 #include "alloc.h"
 
 void pa_cache_init(pa_heap *h)
