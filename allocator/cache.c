@@ -41,7 +41,8 @@ void pa_cache_init(pa_heap *h)
  *
  *   - Every block free: relinked without reading the list, unless it starts at the page's
  *     first or last block, as a carved list and one freed in (the reverse of) the order it was
- *     handed out do: in order already, forward or backward, and prefetchers follow both.
+ *     handed out do: such a list is most likely in order already, forward or backward, and
+ *     prefetchers follow both (if it is not, only the order suffers).
  *   - Fewer than a quarter free: a walk of the list sets a bit per block.
  *   - Otherwise the list stays as it is: sorting it costs a walk or a scan of the page, about
  *     twenty instructions per block (callgrind, random-order batches of 64-byte blocks, where
@@ -52,9 +53,18 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
     char *page = pa_pool_page(p);
     size_t size = pa_class_size(cls);
     uint32_t cap = pa_pool_capacity(p);
+    uintptr_t key = pa_free_mark(NULL);
     pa_block *head = p->free;
     if (n == cap) {
         if (head == (pa_block *)page || head == (pa_block *)(page + (cap - 1) * size))
+            return head;
+        /* the counts say every block is free; after a double free that went unseen (level
+         * 0, or a mark broken by a write after free) they may be wrong, and a block without
+         * the mark is live: then the list goes as it is, rather than a live block with it */
+        uintptr_t differ = 0;
+        for (char *b = page, *end = page + cap * size; b < end; b += size)
+            differ |= ((const pa_block *)b)->mark ^ key;
+        if (differ)
             return head;
         for (uint32_t i = 0; i + 1 < cap; i++)
             ((pa_block *)(page + i * size))->next = (pa_block *)(page + (i + 1) * size);
@@ -64,7 +74,8 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
     if (4 * n >= cap)
         return head;
     /* A list that is not what the counts say (written after a free: a link out of the page,
-     * into a block, back to a block seen, or longer or shorter than n) is left as it is, as
+     * into a block, to a block without the free mark, back to a block seen, or longer or
+     * shorter than n) is left as it is, as
      * it was before fills sorted anything: the walk must neither loop nor hand out a block
      * that is not free. */
     uint64_t bits[PA_POOL_SIZE / PA_ALIGN / 64] = { 0 };   /* 256 blocks of the 16-byte class */
@@ -72,7 +83,7 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
     uint32_t seen = 0;
     for (pa_block *b = head; b; b = b->next, seen++) {
         if (seen == n || (char *)((uintptr_t)b & ~(uintptr_t)(PA_POOL_SIZE - 1)) != page ||
-            !pa_block_start(m, b))
+            !pa_block_start(m, b) || b->mark != key)
             return head;
         /* the offset times magic, over 2^32, is the block's index */
         uint32_t i = (uint32_t)((((uintptr_t)b & (PA_POOL_SIZE - 1)) * (uint64_t)m->magic) >> 32);
@@ -103,10 +114,16 @@ void pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls)
 {
     /* an ATTACHED pool's used count is left: its other blocks are all on its list */
     uint32_t n = pa_pool_capacity(p) + p->pinned - p->left;
-    h->bin[cls] = pool_list_in_order(p, cls, n);
-    /* after: a remote double-free check (is_free) must find the blocks on one list or the
-     * other, never between them */
+    /* A double-free check on another thread (is_free, check.c) walks p's list and this bin:
+     * while the links are rewritten it may find a free block on neither, so the sequence is
+     * odd meanwhile and it looks again. Raw links: the cache runs at levels 0 and 1 only. */
+    uint32_t seq = atomic_load_explicit(&h->fill_seq, memory_order_relaxed);
+    atomic_store_explicit(&h->fill_seq, seq + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    __atomic_store_n(&h->bin[cls], pool_list_in_order(p, cls, n), __ATOMIC_RELEASE);
+    /* after: such a check must find the blocks on one list or the other */
     __atomic_store_n(&p->free, NULL, __ATOMIC_RELEASE);
+    atomic_store_explicit(&h->fill_seq, seq + 2, memory_order_release);
     p->counts += n;   /* left; no carry: used becomes the capacity (+ 1 pinned) */
     h->bin_counts[cls].room = (int16_t)(h->cache_cap[cls] - n);
 }

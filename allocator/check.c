@@ -11,6 +11,7 @@
  *      free blocks filled with PA_FREE_FILL, verified when handed out again, so a write to a
  *      block after free (use after free) is caught at its next allocation. */
 #define _GNU_SOURCE
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -97,7 +98,7 @@ static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
  * of remote frees that some thread has not pushed yet (heap.c). Other threads' lists are read
  * without their owners' consent: on_list and pa_cache_holds stay inside pools in use whatever
  * they read. owner: p's, read once by the caller (the pool may be released meanwhile). */
-static bool is_free(const pa_pool *p, const pa_heap *owner, const pa_block *b)
+static bool is_free_once(const pa_pool *p, const pa_heap *owner, const pa_block *b)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
     if (on_list(p, p->free, b) || on_list(p, pa_tf_stack(tf), b) ||
@@ -108,6 +109,26 @@ static bool is_free(const pa_pool *p, const pa_heap *owner, const pa_block *b)
         if (__atomic_load_n(&r->pool, __ATOMIC_ACQUIRE) == p &&
             on_list(p, __atomic_load_n(&r->first, __ATOMIC_RELAXED), b))
             return true;
+    }
+    return false;
+}
+
+/* A fill on the owner's thread rewrites the links of the blocks it moves to a bin (cache.c):
+ * an answer of "not free" read while one ran (owner->fill_seq odd or changed) is read again.
+ * The fill is short; after a bounded number of tries the check lets the free through, as it
+ * would any free it cannot prove double. */
+static bool is_free(const pa_pool *p, const pa_heap *owner, const pa_block *b)
+{
+    for (int tries = 0; tries < 1000; tries++) {
+        uint32_t seq = owner ? __atomic_load_n(&owner->fill_seq, __ATOMIC_ACQUIRE) : 0;
+        if (!(seq & 1)) {
+            if (is_free_once(p, owner, b))
+                return true;
+            atomic_thread_fence(memory_order_acquire);
+            if (!owner || __atomic_load_n(&owner->fill_seq, __ATOMIC_RELAXED) == seq)
+                return false;
+        }
+        sched_yield();
     }
     return false;
 }

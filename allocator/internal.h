@@ -230,6 +230,9 @@ typedef struct pa_heap {
                                              the cache is off, PYARENA_CHECK=2 included) */
     _Atomic(pa_pool *) reclaim;           /* FULL pools that received remote frees */
     _Atomic int        state;             /* enum pa_heap_state */
+    _Atomic uint32_t   fill_seq;          /* odd while a fill relinks a pool's list into a bin
+                                             (cache.c): a double-free check on another thread
+                                             that found nothing meanwhile looks again */
     struct pa_heap    *next_all;          /* every heap ever made */
     struct pa_heap    *next_abandoned;
     uint64_t           nremote;           /* blocks other threads freed into this heap's pools,

@@ -3,6 +3,7 @@
  * free; thread exit and malloc_trim empty the bins; PYARENA_CHECK=2 and PYARENA_THREAD_CACHE=0
  * turn it off. */
 #include <pthread.h>
+#include <string.h>
 
 #include "helpers.h"
 
@@ -175,6 +176,40 @@ Test(cache, a_looping_list_is_not_walked_forever, .timeout = 20)
     for (int i = 0; i < CAP; i++)
         pa_malloc(SIZE);
     cr_assert_eq(pa_malloc(SIZE), head, "the list was not handed over as it was");
+}
+
+static void level_0(void)
+{
+    pa_config.check = 0;
+    pa_check_init();
+}
+
+/* At level 0 a double free goes unseen, and the pool's count then says every block is free
+ * while one is still live. The fill that relinks a wholly free pool must not link that one
+ * in: it has no free mark, so the list goes over as it is (the double-freed block comes
+ * back twice, the program's own doing). */
+Test(cache, a_live_block_is_not_relinked_after_an_unseen_double_free, .init = level_0)
+{
+    enum { N = CAP + PER_POOL };
+    char *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(SIZE);
+    char *live = v[N - 1], **b = v + CAP;
+    strcpy(live, "still mine");
+    for (int i = 0; i < CAP; i++)
+        pa_free(v[i]);   /* the bin is full from here on */
+    pa_free(b[3]);
+    pa_free(b[3]);       /* the program's bug: its count now covers `live` too */
+    for (int k = 0; k < PER_POOL; k++)   /* the rest but `live`, the last freed mid-page */
+        if ((5 + 7 * k) % PER_POOL != 3 && (5 + 7 * k) % PER_POOL != PER_POOL - 1)
+            pa_free(b[(5 + 7 * k) % PER_POOL]);
+    pa_pool *p = pa_pool_of(live);
+    cr_assert_eq(pa_pool_used(p), p->pinned, "the counts do not say all free");
+    for (int i = 0; i < CAP; i++)
+        pa_malloc(SIZE);
+    for (int i = 0; i < PER_POOL; i++)
+        cr_assert_neq(pa_malloc(SIZE), live, "the live block was handed out (malloc %d)", i);
+    cr_assert_str_eq(live, "still mine");
 }
 
 static void count_pools_of(pa_arena *a, void *arg)
