@@ -119,13 +119,14 @@ static bool is_free_once(const pa_pool *p, const pa_heap *owner, const pa_block 
  * would any free it cannot prove double. */
 static bool is_free(const pa_pool *p, const pa_heap *owner, const pa_block *b)
 {
+    _Atomic uint32_t *fill_seq = owner ? &((pa_heap *)owner)->fill_seq : NULL;
     for (int tries = 0; tries < 1000; tries++) {
-        uint32_t seq = owner ? __atomic_load_n(&owner->fill_seq, __ATOMIC_ACQUIRE) : 0;
+        uint32_t seq = fill_seq ? atomic_load_explicit(fill_seq, memory_order_acquire) : 0;
         if (!(seq & 1)) {
             if (is_free_once(p, owner, b))
                 return true;
             atomic_thread_fence(memory_order_acquire);
-            if (!owner || __atomic_load_n(&owner->fill_seq, __ATOMIC_RELAXED) == seq)
+            if (!fill_seq || atomic_load_explicit(fill_seq, memory_order_relaxed) == seq)
                 return false;
         }
         sched_yield();
