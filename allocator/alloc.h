@@ -138,6 +138,14 @@ static inline __attribute__((always_inline)) bool pa_block_start(const pa_pool_m
     return off * m->magic < m->magic && off < m->limit;
 }
 
+/* Can `link`, read from a free block of p, be followed: a block start in p's own page? For
+ * the walks of lists another party may have written (checks, the cache's fill). */
+static inline bool pa_pool_link_ok(const pa_pool *p, const pa_block *link)
+{
+    return ((uintptr_t)link & ~(uintptr_t)(PA_POOL_SIZE - 1)) == (uintptr_t)pa_pool_page(p) &&
+           pa_block_start(pa_meta(p), link);
+}
+
 /* The same test without the limit, for the free fast path: in the slack only the offset
  * `limit` itself is a multiple of the size (the slack is shorter than a block), and carving
  * gives that pseudo-block the free mark, so a free of it still leaves the fast path for the

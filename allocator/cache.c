@@ -48,11 +48,10 @@ void pa_cache_init(pa_heap *h)
  *     twenty instructions per block (callgrind, random-order batches of 64-byte blocks, where
  *     the bin pins each pool with a block or two), for a gain only programs that keep what they
  *     allocate would see. */
-static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
+static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n, uint32_t cap)
 {
     char *page = pa_pool_page(p);
     size_t size = pa_class_size(cls);
-    uint32_t cap = pa_pool_capacity(p);
     uintptr_t key = pa_free_mark(NULL);
     pa_block *head = p->free;
     if (n == cap) {
@@ -75,18 +74,16 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
         return head;
     /* A list that is not what the counts say (written after a free: a link out of the page,
      * into a block, to a block without the free mark, back to a block seen, or longer or
-     * shorter than n) is left as it is, as
-     * it was before fills sorted anything: the walk must neither loop nor hand out a block
-     * that is not free. */
+     * shorter than n) is left as it is, as it was before fills sorted anything: the walk must
+     * neither loop nor hand out a block that is not free. */
     uint64_t bits[PA_POOL_SIZE / PA_ALIGN / 64] = { 0 };   /* 256 blocks of the 16-byte class */
-    const pa_pool_meta *m = pa_meta(p);
+    uint32_t magic = pa_meta(p)->magic;
     uint32_t seen = 0;
     for (pa_block *b = head; b; b = b->next, seen++) {
-        if (seen == n || (char *)((uintptr_t)b & ~(uintptr_t)(PA_POOL_SIZE - 1)) != page ||
-            !pa_block_start(m, b) || b->mark != key)
+        if (seen == n || !pa_pool_link_ok(p, b) || b->mark != key)
             return head;
         /* the offset times magic, over 2^32, is the block's index */
-        uint32_t i = (uint32_t)((((uintptr_t)b & (PA_POOL_SIZE - 1)) * (uint64_t)m->magic) >> 32);
+        uint32_t i = (uint32_t)((((uintptr_t)b & (PA_POOL_SIZE - 1)) * (uint64_t)magic) >> 32);
         uint64_t bit = UINT64_C(1) << (i % 64);
         if (bits[i / 64] & bit)
             return head;
@@ -113,14 +110,14 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n)
 void pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls)
 {
     /* an ATTACHED pool's used count is left: its other blocks are all on its list */
-    uint32_t n = pa_pool_capacity(p) + p->pinned - p->left;
+    uint32_t cap = pa_pool_capacity(p), n = cap + p->pinned - p->left;
     /* A double-free check on another thread (is_free, check.c) walks p's list and this bin:
      * while the links are rewritten it may find a free block on neither, so the sequence is
      * odd meanwhile and it looks again. Raw links: the cache runs at levels 0 and 1 only. */
     uint32_t seq = atomic_load_explicit(&h->fill_seq, memory_order_relaxed);
     atomic_store_explicit(&h->fill_seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    __atomic_store_n(&h->bin[cls], pool_list_in_order(p, cls, n), __ATOMIC_RELEASE);
+    __atomic_store_n(&h->bin[cls], pool_list_in_order(p, cls, n, cap), __ATOMIC_RELEASE);
     /* after: such a check must find the blocks on one list or the other */
     __atomic_store_n(&p->free, NULL, __ATOMIC_RELEASE);
     atomic_store_explicit(&h->fill_seq, seq + 2, memory_order_release);

@@ -73,19 +73,12 @@ _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn, 
 
 /* ---- confirming a suspicion */
 
-/* Can `link`, read from a block of p, be followed: a block start in p's own page? */
-static bool valid_link(const pa_pool *p, const pa_block *link)
-{
-    return ((uintptr_t)link & ~(uintptr_t)(PA_POOL_SIZE - 1)) == (uintptr_t)pa_pool_page(p) &&
-           pa_block_start(pa_meta(p), link);
-}
-
 /* Is b on the list starting at head? Links are validated before being followed and the walk
  * is bounded, so a corrupted or concurrently changing list cannot take it out of the pool. */
 static bool on_list(const pa_pool *p, const pa_block *head, const pa_block *b)
 {
     for (size_t n = 0, cap = pa_pool_capacity(p); head && n <= cap; n++) {
-        if (!valid_link(p, head))
+        if (!pa_pool_link_ok(p, head))
             return false;
         if (head == b)
             return true;
@@ -207,7 +200,7 @@ void *pa_careful_malloc(size_t n)
         b = pa_heap_alloc_slow(h, cls);   /* hands out through pa_check_handout */
     } else {
         pa_block *next = pa_next(b);
-        if (pa_hot.check_level >= 2 && next && !valid_link(p, next))
+        if (pa_hot.check_level >= 2 && next && !pa_pool_link_ok(p, next))
             pa_check_fail("use after free: free-list link overwritten in freed block", b, "malloc",
                           pa_pool_block_size(p));
         p->free = next;
