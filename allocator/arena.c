@@ -1,6 +1,6 @@
 /* arena.c — arenas and their free pools: hands out pools fullest-arena-first, takes them back,
  * and decides when the pages of empty pools and wholly free arenas go back to the OS.
- * Everything here runs under pa_arena_lock.
+ * Everything here runs under pa_arena_lock, which a single-threaded process skips (arena_lock).
  *
  * Purging, like jemalloc's decay: a FREE pool whose page may still be resident is "dirty".
  * Dirty pages are given back (madvise; a wholly free arena is released whole) oldest first,
@@ -16,6 +16,22 @@
 #include "alloc.h"
 
 static pthread_mutex_t pa_arena_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Every arena operation but the fork handlers' (which pair with each other): returns whether
+ * it locked, for arena_unlock (see pa_single_threaded). */
+static inline bool arena_lock(void)
+{
+    if (pa_single_threaded())
+        return false;
+    pthread_mutex_lock(&pa_arena_lock);
+    return true;
+}
+
+static inline void arena_unlock(bool locked)
+{
+    if (locked)
+        pthread_mutex_unlock(&pa_arena_lock);
+}
 
 /* Arenas with free pools, by how many (1..64; 64: wholly free): taking from the lowest
  * non-empty bucket serves the fullest arena first, so the emptiest drain and can go back to
@@ -188,7 +204,7 @@ static void purge_due(uint64_t now)
 
 pa_pool *pa_arena_pool_get(void)
 {
-    pthread_mutex_lock(&pa_arena_lock);
+    bool locked = arena_lock();
     if (pa_dirty_oldest)
         purge_due(now_ms());
     pa_arena *a;
@@ -196,7 +212,7 @@ pa_pool *pa_arena_pool_get(void)
         a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty) + 1];
         bucket_remove(a);
     } else if ((a = arena_new()) == NULL) {
-        pthread_mutex_unlock(&pa_arena_lock);
+        arena_unlock(locked);
         return NULL;
     }
     pa_pool *p = a->free_pools;                   /* LIFO: the most recently freed, likely resident */
@@ -206,14 +222,14 @@ pa_pool *pa_arena_pool_get(void)
     if (a->nfree)
         bucket_insert(a);
     pa_counts.pools_taken++;
-    pthread_mutex_unlock(&pa_arena_lock);
+    arena_unlock(locked);
     return p;
 }
 
 void pa_arena_pool_put(pa_pool *p)
 {
     pa_arena *a = pa_pool_arena(p);
-    pthread_mutex_lock(&pa_arena_lock);
+    bool locked = arena_lock();
     uint64_t now = now_ms();
     p->state = PA_POOL_FREE;
     pa_released_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
@@ -227,14 +243,14 @@ void pa_arena_pool_put(pa_pool *p)
     bucket_insert(a);
     mark_dirty(a, pa_pool_index(p), now);
     purge_due(now);
-    pthread_mutex_unlock(&pa_arena_lock);
+    arena_unlock(locked);
 }
 
 /* malloc_trim: every wholly free arena is released (the cache too) and every dirty pool
  * purged. Returns bytes given back to the OS. */
 size_t pa_arena_trim(void)
 {
-    pthread_mutex_lock(&pa_arena_lock);
+    bool locked = arena_lock();
     size_t purged = pa_counts.pools_purged, released = pa_counts.released;
     while (pa_bucket[PA_ARENA_POOLS])
         arena_release(pa_bucket[PA_ARENA_POOLS]);
@@ -242,28 +258,28 @@ size_t pa_arena_trim(void)
         purge_arena(pa_dirty_oldest);
     size_t bytes = (pa_counts.pools_purged - purged) * PA_POOL_SIZE +
                    (pa_counts.released - released) * PA_ARENA_SIZE;
-    pthread_mutex_unlock(&pa_arena_lock);
+    arena_unlock(locked);
     return bytes;
 }
 
 void pa_arena_counts_get(pa_arena_counts *out)
 {
-    pthread_mutex_lock(&pa_arena_lock);
+    bool locked = arena_lock();
     *out = pa_counts;
     out->cached = 0;
     for (pa_arena *a = pa_bucket[PA_ARENA_POOLS]; a; a = a->next)
         out->cached++;
     out->dirty_pools = pa_ndirty;
-    pthread_mutex_unlock(&pa_arena_lock);
+    arena_unlock(locked);
 }
 
 void pa_arena_foreach(void (*fn)(pa_arena *a, void *arg), void *arg, uint64_t *released)
 {
-    pthread_mutex_lock(&pa_arena_lock);
+    bool locked = arena_lock();
     pa_space_foreach(fn, arg);
     for (size_t c = 0; released && c < PA_NCLASSES; c++)
         released[c] += pa_released_handouts[c];
-    pthread_mutex_unlock(&pa_arena_lock);
+    arena_unlock(locked);
 }
 
 void pa_arena_fork_prepare(void) { pthread_mutex_lock(&pa_arena_lock); }

@@ -94,11 +94,15 @@ static void ring_remove(pa_heap *h, pa_pool *p)
 static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_pool *p)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
-    do {
-        if (pa_tf_stack(tf))
-            return false;
-    } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
-                                                    memory_order_acq_rel, memory_order_relaxed));
+    if (pa_tf_stack(tf))
+        return false;
+    if (pa_single_threaded())   /* no remote freer to race with: no locked instruction */
+        atomic_store_explicit(&p->thread_free, tf | PA_TF_DETACHED, memory_order_relaxed);
+    else
+        while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
+                                                      memory_order_acq_rel, memory_order_relaxed))
+            if (pa_tf_stack(tf))
+                return false;
     unpin(p);
     ring_remove(h, p);
     p->state = PA_POOL_FULL;
@@ -111,7 +115,12 @@ static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_poo
 
 static void pool_reattach(pa_heap *h, pa_pool *p)
 {
-    atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
+    if (pa_single_threaded())
+        atomic_store_explicit(&p->thread_free, ~PA_TF_DETACHED &
+                              atomic_load_explicit(&p->thread_free, memory_order_relaxed),
+                              memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
     p->left = pa_pool_used(p);
     p->slow_at = 0;
     p->state = PA_POOL_ATTACHED;

@@ -40,6 +40,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/single_threaded.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -71,6 +72,18 @@ enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
 #define PA_TF_COUNT_ONE ((uintptr_t)1 << PA_TF_COUNT_SHIFT)
 #define PA_TF_COUNT     (~(uintptr_t)0 << PA_TF_COUNT_SHIFT)
 _Static_assert(PA_ADDR_BITS <= PA_TF_COUNT_SHIFT, "block addresses stay below the count");
+
+/* True while the process has one thread: glibc clears __libc_single_threaded (2.32) in
+ * pthread_create before the new thread exists, and only the calling thread can create one, so
+ * a true read holds until this thread starts another. Until then nothing can race with us:
+ * the arena lock and the owner's CAS on a pool's thread_free word are skipped, as glibc's own
+ * malloc skips its arena locks (SINGLE_THREAD_P). A locked instruction costs about as much
+ * as a pool's whole state change, at 512 bytes several per 8 blocks. Before libc sets it up
+ * the variable reads false: the locked paths. */
+static inline bool pa_single_threaded(void)
+{
+    return __libc_single_threaded;
+}
 
 static inline struct pa_block *pa_tf_stack(uintptr_t tf)
 {

@@ -263,6 +263,20 @@ case_early() {
     pass $n
 }
 
+# ---- 13. blocks allocated single-threaded (no arena lock, no locked instruction), freed by a
+# thread started afterwards, come back to the main thread
+case_handover() {
+    local n=handover o=$TMP/handover.out rc c
+    pre "$o" "$BIN/handover"; rc=$?
+    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+    [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
+    [ "$(val "$o" single_threaded_at_start)" = 1 ] || { fail $n "the program was not single-threaded at start" "$o"; return; }
+    for c in patterns reused_48 reused_256 reused_512; do
+        grep -qx "OK $c" "$o" || { fail $n "check $c did not report OK" "$o"; return; }
+    done
+    pass $n
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -275,5 +289,6 @@ want symbols    && case_symbols
 want bad_input  && case_bad_input
 want malloc_conf && case_malloc_conf
 want early_ctor && case_early
+want handover   && case_handover
 
 finish
