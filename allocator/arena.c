@@ -226,6 +226,16 @@ pa_pool *pa_arena_pool_get(void)
     return p;
 }
 
+/* The decay's check, for a heap that takes and gives back its pools without the arenas for a
+ * while (spare.c): otherwise pages left dirty by other pools would wait for the next trip. */
+void pa_arena_decay_tick(void)
+{
+    bool locked = arena_lock();
+    if (pa_dirty_oldest)
+        purge_due(now_ms());
+    arena_unlock(locked);
+}
+
 void pa_arena_pool_put(pa_pool *p)
 {
     pa_arena *a = pa_pool_arena(p);

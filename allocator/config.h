@@ -64,6 +64,11 @@ _Static_assert(PA_REMOTE_BATCH_BYTES / PA_SMALL_MAX >= 2, "every class batches t
 #define PA_DEFAULT_THREAD_CACHE 1      /* a thread caches a pool's worth of each class... */
 #define PA_MAX_THREAD_CACHE     16     /* ...at most 16 (a bin counts in 15 bits) */
 _Static_assert(PA_MAX_THREAD_CACHE * (PA_POOL_SIZE / PA_ALIGN) < 32767, "bin room fits");
+#define PA_DEFAULT_SPARE_POOLS  512    /* empty pools (2 MiB) a thread keeps for its next ones */
+#define PA_MAX_SPARE_POOLS      65536
+#define PA_SPARE_PERIOD         1024   /* spare list events between two checks of its use */
+#define PA_SPARE_DECAY_EVENTS   64     /* spare list events between two looks at the decay */
+_Static_assert(PA_SPARE_PERIOD % PA_SPARE_DECAY_EVENTS == 0, "ticks line up");
 
 _Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");
 _Static_assert(PA_ARENA_SIZE % PA_POOL_SIZE == 0, "an arena is a whole number of pools");

@@ -127,16 +127,18 @@ static void pool_reattach(pa_heap *h, pa_pool *p)
     ring_insert_second(h, p);
 }
 
-/* An ATTACHED pool with no block out goes back to its arena, unless it is the only pool of its
- * class (keep_last: it is pinned instead, which spares the arena lock on every fill/empty cycle)
- * or still sits on the reclaim stack (then it is released when popped from there). */
-static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool keep_last)
+/* An ATTACHED pool with no block out leaves its ring, unless it still sits on the reclaim stack
+ * (then it goes when popped from there). live: the heap goes on allocating, so the pool becomes
+ * a spare (spare.c), or, the only pool of its class, stays pinned instead (which spares both
+ * trips on every fill/empty cycle); otherwise (malloc_trim, thread exit, an abandoned heap)
+ * it goes back to its arena. */
+static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool live)
 {
-    if (!keep_last)
+    if (!live)
         unpin(p);
     if (p->state != PA_POOL_ATTACHED || p->left != 0)   /* ATTACHED: left == used */
         return;
-    if (keep_last && h->cur[pa_meta(p)->cls] == p && p->next == NULL) {
+    if (live && h->cur[pa_meta(p)->cls] == p && p->next == NULL) {
         p->pinned = 1;
         p->left = 1;
         return;
@@ -144,7 +146,10 @@ static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool keep_last)
     if (atomic_load_explicit(&p->thread_free, memory_order_acquire) & PA_TF_QUEUED)
         return;
     ring_remove(h, p);
-    pa_arena_pool_put(p);
+    if (live)
+        pa_spare_put(h, p);
+    else
+        pa_arena_pool_put(p);
 }
 
 /* Pops the FULL pools that received remote frees, takes their blocks and reattaches them. */
@@ -232,8 +237,8 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
             if (h->cur[cls] != &pa_empty_pool)
                 continue;
         }
-        p = pa_arena_pool_get();
-        if (p == NULL)
+        p = pa_spare_take(h);
+        if (p == NULL && (p = pa_arena_pool_get()) == NULL)
             return NULL;
         pa_pool_init(p, h, cls);
         ring_insert_head(h, p);
@@ -440,8 +445,8 @@ void pa_heap_free_remote(pa_heap *h, pa_block *b)
 
 /* ---- whole-heap operations */
 
-/* Takes every remote free and gives every empty pool back (keep_last: but one per class). */
-static void heap_collect(pa_heap *h, bool keep_last)
+/* Takes every remote free and gives every empty pool back, spare ones too. */
+static void heap_collect(pa_heap *h)
 {
     heap_reclaim(h);
     for (size_t c = 0; c < PA_NCLASSES; c++) {
@@ -451,10 +456,11 @@ static void heap_collect(pa_heap *h, bool keep_last)
         while (p) {
             pa_pool *next = p->next;
             pa_pool_collect(p);
-            pool_release_if_empty(h, p, keep_last);
+            pool_release_if_empty(h, p, false);
             p = next;
         }
     }
+    pa_spare_flush(h);
 }
 
 void pa_heap_collect_all(pa_heap *h)
@@ -462,7 +468,7 @@ void pa_heap_collect_all(pa_heap *h)
     if (atomic_load_explicit(&h->state, memory_order_relaxed) == PA_HEAP_LIVE) {
         pa_cache_flush_all(h);
         pa_heap_remote_flush(h);
-        heap_collect(h, false);
+        heap_collect(h);
     }
 }
 
@@ -474,7 +480,7 @@ void pa_heap_thread_exit(void *arg)
     pa_heap_remote_flush(h);   /* before the lock, which a push to an abandoned owner takes */
     pa_cache_flush_all(h);     /* the heap is still this thread's alone: no lock either */
     pthread_mutex_lock(&pa_heaps_lock);
-    heap_collect(h, false);
+    heap_collect(h);
     atomic_store_explicit(&h->state, PA_HEAP_ABANDONED, memory_order_release);
     h->next_abandoned = pa_heaps_abandoned;
     pa_heaps_abandoned = h;

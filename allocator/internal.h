@@ -136,7 +136,8 @@ typedef struct pa_pool {
     uint8_t            state;        /* enum pa_pool_state; FULL and ATTACHED alternate often,
                                         and the metadata's line is shared (owner != NULL there
                                         says "not FREE" to other threads) */
-    struct pa_pool    *next, *prev;  /* ATTACHED: class ring; FREE: arena list; FULL: unused */
+    struct pa_pool    *next, *prev;  /* ATTACHED: class ring, or its heap's spare list (empty,
+                                        off the ring); FREE: arena list; FULL: unused */
     _Atomic uintptr_t  thread_free;  /* remote frees | PA_TF_* flags */
     struct pa_pool    *reclaim_next; /* link in owner->reclaim while QUEUED */
 } __attribute__((aligned(64))) pa_pool;
@@ -252,6 +253,12 @@ typedef struct pa_heap {
                                              counted when taken back */
     pa_remote_batch    remote[PA_NCLASSES]; /* this thread's frees into other heaps, by class;
                                                touched only by the thread (LIVE heaps only) */
+    pa_pool           *spare, *spare_oldest; /* empty pools kept for the next ones (spare.c) */
+    uint32_t           nspare;            /* on that list: at most PYARENA_SPARE_POOLS */
+    uint32_t           spare_low;         /* the fewest on it since the last period's end */
+    uint32_t           spare_events;      /* puts and takes in this period */
+    uint64_t           spare_handouts[PA_NCLASSES]; /* handouts of pools that went spare, by
+                                             class (read racily by the stats) */
 } pa_heap;
 
 /* Blocks malloc took from h's bin c, and blocks on it now (both read racily by the stats). */
@@ -292,6 +299,11 @@ PA_HIDDEN void  pa_heap_fork_child(void);
 PA_HIDDEN pa_heap *pa_heap_first(void);
 PA_HIDDEN extern pthread_key_t pa_heap_key;
 
+/* ---- spare.c (owner only) */
+PA_HIDDEN void     pa_spare_put(pa_heap *h, pa_pool *p);
+PA_HIDDEN pa_pool *pa_spare_take(pa_heap *h);
+PA_HIDDEN void     pa_spare_flush(pa_heap *h);
+
 /* ---- cache.c */
 PA_HIDDEN void  pa_cache_init(pa_heap *h);
 PA_HIDDEN void  pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls);
@@ -307,6 +319,7 @@ PA_HIDDEN size_t pa_pool_free_count(const pa_pool *p);
 /* ---- arena.c (all under pa_arena_lock, taken inside) */
 PA_HIDDEN pa_pool *pa_arena_pool_get(void);
 PA_HIDDEN void     pa_arena_pool_put(pa_pool *p);
+PA_HIDDEN void     pa_arena_decay_tick(void);
 PA_HIDDEN size_t   pa_arena_trim(void);
 PA_HIDDEN void     pa_arena_fork_prepare(void);
 PA_HIDDEN void     pa_arena_fork_parent(void);
@@ -364,6 +377,7 @@ typedef struct pa_settings {
     unsigned    dirty_max;     /* PYARENA_DIRTY_MAX */
     unsigned    decay_ms;      /* PYARENA_DECAY_MS */
     unsigned    thread_cache;  /* PYARENA_THREAD_CACHE: pools' worth a bin holds */
+    unsigned    spare_pools;   /* PYARENA_SPARE_POOLS: empty pools a heap keeps */
     const char *stats;         /* PYARENA_STATS: NULL (off), "stderr", or a path with %p */
     int         stats_format;  /* PYARENA_STATS_FORMAT: PYARENA_STATS_TEXT or _JSON */
 } pa_settings;

@@ -14,6 +14,7 @@ PA_HIDDEN pa_settings pa_config = {
     .dirty_max = PA_DEFAULT_DIRTY_MAX,
     .decay_ms = PA_DEFAULT_DECAY_MS,
     .thread_cache = PA_DEFAULT_THREAD_CACHE,
+    .spare_pools = PA_DEFAULT_SPARE_POOLS,
     .stats = NULL,
     .stats_format = PYARENA_STATS_TEXT,
 };
@@ -75,4 +76,5 @@ void pa_settings_read(void)
     read_uint("PYARENA_DIRTY_MAX", &pa_config.dirty_max, 1UL << 24);
     read_uint("PYARENA_DECAY_MS", &pa_config.decay_ms, 3600000);
     read_uint("PYARENA_THREAD_CACHE", &pa_config.thread_cache, PA_MAX_THREAD_CACHE);
+    read_uint("PYARENA_SPARE_POOLS", &pa_config.spare_pools, PA_MAX_SPARE_POOLS);
 }

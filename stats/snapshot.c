@@ -57,7 +57,8 @@ void pa_snapshot_take(pa_snapshot *s)
         s->threads++;
         s->remote_frees += h->nremote;
         for (size_t c = 0; c < PA_NCLASSES; c++) {
-            s->cls[c].allocs += pa_bin_handouts(h, c);
+            s->cls[c].allocs += pa_bin_handouts(h, c) +
+                                __atomic_load_n(&h->spare_handouts[c], __ATOMIC_RELAXED);
             cached[c] += pa_bin_cached(h, c);
         }
     }

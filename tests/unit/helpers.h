@@ -50,11 +50,13 @@ static inline void check_heap(void)
         check_ring(pa_tls_heap);
 }
 
-/* For the suites that test pools and arenas themselves: every free reaches its pool at once.
- * Criterion runs each test in a process of its own, before which no heap exists. */
-static inline void no_thread_cache(void)
+/* For the suites that test pools and arenas themselves: every free reaches its pool at once,
+ * and every pool that goes empty its arena (no thread cache, no spare pools). Criterion runs
+ * each test in a process of its own, before which no heap exists. */
+static inline void no_caches(void)
 {
     pa_config.thread_cache = 0;
+    pa_config.spare_pools = 0;
 }
 
 /* Page address of a small block. */

@@ -6,7 +6,7 @@
 
 #include "helpers.h"
 
-TestSuite(arena, .init = no_thread_cache);
+TestSuite(arena, .init = no_caches);
 
 #define PER_POOL 8                    /* 512-byte blocks a pool */
 #define PER_ARENA (PA_ARENA_POOLS * PER_POOL)

@@ -4,7 +4,7 @@
 
 #define CLS64_CAP (4096 / 64)
 
-TestSuite(pool, .init = no_thread_cache);
+TestSuite(pool, .init = no_caches);
 
 Test(pool, fills_one_page_then_detaches_and_moves_on)
 {

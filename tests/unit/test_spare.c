@@ -1,0 +1,194 @@
+/* test_spare.c — spare pools (spare.c): a pool that goes empty stays with its heap, off its
+ * ring, and is taken again for the next pool of any class, before the arenas; past
+ * PYARENA_SPARE_POOLS the oldest go back, so do those a whole period left untouched, and all of
+ * them at malloc_trim; the stats keep their allocation counts; a double free into one is
+ * caught. Without a thread cache, so that every free reaches its pool at once. */
+#include <signal.h>
+
+#include "helpers.h"
+
+static void spares_on(void)
+{
+    pa_config.thread_cache = 0;   /* spare_pools keeps its default */
+}
+
+TestSuite(spare, .init = spares_on);
+
+#define CAP64 64   /* blocks of 64 bytes in a pool */
+
+static size_t pools_taken(void)
+{
+    pa_arena_counts c;
+    pa_arena_counts_get(&c);
+    return c.pools_taken;
+}
+
+static bool on_spare_list(const pa_heap *h, const pa_pool *p)
+{
+    for (const pa_pool *s = h->spare; s; s = s->next)
+        if (s == p)
+            return true;
+    return false;
+}
+
+/* Fills n pools of 64-byte blocks (b[i * CAP64 ...]) and returns the first block of each. */
+static void fill_pools(void **b, int n)
+{
+    for (int i = 0; i < n * CAP64; i++)
+        b[i] = pa_malloc(64);
+    for (int k = 0; k < n; k++)
+        cr_assert_eq(page_of(b[k * CAP64]), page_of(b[k * CAP64 + CAP64 - 1]), "pool %d split", k);
+}
+
+static void free_pool(void **b, int k)
+{
+    for (int i = 0; i < CAP64; i++)
+        pa_free(b[k * CAP64 + i]);
+}
+
+Test(spare, an_emptied_pool_is_kept_and_taken_again_for_its_class)
+{
+    void *b[3 * CAP64];
+    fill_pools(b, 3);
+    pa_heap *h = pa_tls_heap;
+    pa_pool *first = pa_pool_of(b[0]);
+    free_pool(b, 0);
+    cr_assert_eq(first->state, PA_POOL_ATTACHED, "an emptied pool went back to its arena");
+    cr_assert_eq(h->nspare, 1);
+    cr_assert(on_spare_list(h, first));
+    cr_assert_eq(pa_pool_free_count(first), CAP64, "a spare pool holds every block");
+    check_heap();   /* and it is on no ring */
+
+    size_t taken = pools_taken();
+    void *c[CAP64];
+    for (int i = 0; i < CAP64; i++)   /* the ring's head is full: the next pool is needed */
+        c[i] = pa_malloc(64);
+    cr_assert_eq(pools_taken(), taken, "the arena served a pool while a spare was kept");
+    cr_assert_eq(h->nspare, 0);
+    for (int i = 0; i < CAP64; i++)
+        cr_assert_eq(page_of(c[i]), page_of(b[0]), "block %d is not the spare pool's", i);
+    check_heap();
+    for (int i = 0; i < CAP64; i++)
+        pa_free(c[i]);
+    for (int k = 1; k < 3; k++)
+        free_pool(b, k);
+    check_heap();
+}
+
+Test(spare, a_spare_pool_serves_another_class)
+{
+    void *b[2 * CAP64];
+    fill_pools(b, 2);
+    free_pool(b, 0);
+    cr_assert_eq(pa_tls_heap->nspare, 1);
+    size_t taken = pools_taken();
+    void *c[32];
+    for (int i = 0; i < 32; i++) {   /* 256-byte blocks: 16 a pool, carved anew */
+        c[i] = pa_malloc(250);
+        memset(c[i], 0xab, 250);
+    }
+    cr_assert_eq(pa_tls_heap->nspare, 0);
+    cr_assert_eq(page_of(c[0]), page_of(b[0]), "the new class did not take the spare pool");
+    cr_assert_eq(pa_pool_block_size(pa_pool_of(c[0])), 256);
+    cr_assert_eq(pools_taken(), taken + 1, "one pool from the arena, one spare");
+    check_heap();
+    for (int i = 0; i < 32; i++)
+        pa_free(c[i]);
+    free_pool(b, 1);
+}
+
+Test(spare, past_the_cap_the_oldest_go_back)
+{
+    pa_config.spare_pools = 2;
+    void *b[5 * CAP64];
+    fill_pools(b, 5);
+    for (int k = 0; k < 4; k++)
+        free_pool(b, k);
+    pa_heap *h = pa_tls_heap;
+    cr_assert_eq(h->nspare, 2);
+    cr_assert_eq(pa_pool_of(b[0])->state, PA_POOL_FREE, "the oldest spare stayed");
+    cr_assert_eq(pa_pool_of(b[CAP64])->state, PA_POOL_FREE);
+    cr_assert(on_spare_list(h, pa_pool_of(b[2 * CAP64])));
+    cr_assert(on_spare_list(h, pa_pool_of(b[3 * CAP64])));
+    cr_assert_eq(h->spare, pa_pool_of(b[3 * CAP64]), "the newest is taken first");
+    check_heap();
+    free_pool(b, 4);
+}
+
+/* 17 blocks of 256 bytes: the class's pinned pool holds 16, the 17th takes a pool, which goes
+ * empty again (a spare) when they are freed. */
+static void trip_of_256(void)
+{
+    void *c[17];
+    for (int i = 0; i < 17; i++)
+        c[i] = pa_malloc(250);
+    for (int i = 0; i < 17; i++)
+        pa_free(c[i]);
+}
+
+Test(spare, spares_left_untouched_for_a_period_go_back)
+{
+    trip_of_256();   /* the 256-byte class has its pinned pool (its other one, a spare, goes
+                        to the 64-byte class below) */
+    void *b[4 * CAP64];
+    fill_pools(b, 4);
+    for (int k = 0; k < 3; k++)
+        free_pool(b, k);
+    pa_heap *h = pa_tls_heap;
+    cr_assert_eq(h->nspare, 3);
+    /* Every trip takes the newest spare and gives it back: two events on the list, none for
+     * the three below it. */
+    for (int round = 0; round < 2 * PA_SPARE_PERIOD / 2; round++)
+        trip_of_256();
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(pa_pool_of(b[k * CAP64])->state, PA_POOL_FREE,
+                     "spare pool %d stayed through two periods unused", k);
+    cr_assert_eq(h->nspare, 1, "only the pool the trips use may stay");
+    cr_assert_eq(h->spare, pa_pool_of(b[2 * CAP64]), "the trips' pool was given back");
+    check_heap();
+    free_pool(b, 3);
+}
+
+Test(spare, malloc_trim_gives_every_spare_back)
+{
+    void *b[3 * CAP64];
+    fill_pools(b, 3);
+    free_pool(b, 0);
+    free_pool(b, 1);
+    cr_assert_eq(pa_tls_heap->nspare, 2);
+    pa_api_trim();
+    cr_assert_eq(pa_tls_heap->nspare, 0);
+    cr_assert_null(pa_tls_heap->spare);
+    cr_assert_eq(pa_pool_of(b[0])->state, PA_POOL_FREE);
+    cr_assert_eq(pa_pool_of(b[CAP64])->state, PA_POOL_FREE);
+    free_pool(b, 2);
+}
+
+Test(spare, allocation_counts_survive_a_pool_changing_class)
+{
+    void *b[2 * CAP64];
+    fill_pools(b, 2);
+    free_pool(b, 0);   /* a spare, with its 64 handouts */
+    void *c[16];
+    for (int i = 0; i < 16; i++)
+        c[i] = pa_malloc(250);   /* takes it for the 256-byte class */
+    cr_assert_eq(page_of(c[0]), page_of(b[0]));
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.cls[pa_class_of(64)].allocs, 2 * CAP64);
+    cr_assert_eq(s.cls[pa_class_of(64)].frees, CAP64);
+    cr_assert_eq(s.cls[pa_class_of(250)].allocs, 16);
+    cr_assert_eq(s.cls[pa_class_of(250)].in_use, 16);
+    for (int i = 0; i < 16; i++)
+        pa_free(c[i]);
+    free_pool(b, 1);
+}
+
+Test(spare, a_double_free_into_a_spare_pool_aborts, .signal = SIGABRT)
+{
+    void *b[2 * CAP64];
+    fill_pools(b, 2);
+    free_pool(b, 0);
+    cr_assert(on_spare_list(pa_tls_heap, pa_pool_of(b[0])));
+    pa_free(b[5]);
+}
