@@ -16,7 +16,7 @@
  * that stayed on the list the whole period (its low-water mark) go back, so that a thread
  * which stops needing them gives them back to its arenas (whose decay returns the pages to
  * the OS) as long as it keeps taking and emptying pools. A thread that stops allocating keeps
- * them until malloc_trim or its exit.
+ * them until it calls malloc_trim (which reaches only the calling thread's spares) or exits.
  *
  *   h->spare (newest) <-> ... <-> h->spare_oldest     linked by the pools' next/prev */
 #include "alloc.h"
