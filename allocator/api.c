@@ -156,5 +156,6 @@ void *pa_api_pvalloc(size_t n)
 int pa_api_trim(void)
 {
     pa_heap_collect_all(pa_tls_heap);
+    pa_spare_flush_all();   /* idle threads' spare pools too */
     return pa_arena_trim() > 0;
 }

@@ -65,13 +65,13 @@ static void bucket_insert(pa_arena *a)
 
 /* ---- the dirty list: arenas with dirty pools, by when their oldest dirty pool was freed */
 
-/* Milliseconds, read from the clock on one call in 16 (under the lock): pool turnover is
- * frequent, and decay needs no finer time than that. */
-static uint64_t now_ms(void)
+/* Milliseconds, read from the clock on one call in 16 (under the lock), or at once when
+ * fresh: pool turnover is frequent, and decay needs no finer time than that. */
+static uint64_t now_ms(bool fresh)
 {
     static uint64_t last;
     static unsigned calls;
-    if ((calls++ & 15) == 0) {
+    if ((calls++ & 15) == 0 || fresh) {
         struct timespec t;
         clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
         last = (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
@@ -206,7 +206,7 @@ pa_pool *pa_arena_pool_get(void)
 {
     bool locked = arena_lock();
     if (pa_dirty_oldest)
-        purge_due(now_ms());
+        purge_due(now_ms(false));
     pa_arena *a;
     if (pa_bucket_nonempty) {
         a = pa_bucket[__builtin_ctzll(pa_bucket_nonempty) + 1];
@@ -230,9 +230,11 @@ pa_pool *pa_arena_pool_get(void)
  * while (spare.c): otherwise pages left dirty by other pools would wait for the next trip. */
 void pa_arena_decay_tick(void)
 {
+    if (__atomic_load_n(&pa_dirty_oldest, __ATOMIC_RELAXED) == NULL)   /* racy: a hint */
+        return;
     bool locked = arena_lock();
     if (pa_dirty_oldest)
-        purge_due(now_ms());
+        purge_due(now_ms(true));   /* one tick in 64 spare events: the clock is cheap enough */
     arena_unlock(locked);
 }
 
@@ -240,7 +242,7 @@ void pa_arena_pool_put(pa_pool *p)
 {
     pa_arena *a = pa_pool_arena(p);
     bool locked = arena_lock();
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(false);
     p->state = PA_POOL_FREE;
     pa_released_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
     p->counts = 0;   /* under the lock: a walk never sees them again once folded */

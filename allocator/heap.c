@@ -487,8 +487,17 @@ void pa_heap_thread_exit(void *arg)
     pthread_mutex_unlock(&pa_heaps_lock);
 }
 
-void pa_heap_fork_prepare(void) { pthread_mutex_lock(&pa_heaps_lock); }
-void pa_heap_fork_parent(void)  { pthread_mutex_unlock(&pa_heaps_lock); }
+void pa_heap_fork_prepare(void)
+{
+    pthread_mutex_lock(&pa_heaps_lock);
+    pa_spare_fork_prepare();
+}
+
+void pa_heap_fork_parent(void)
+{
+    pa_spare_fork_parent();
+    pthread_mutex_unlock(&pa_heaps_lock);
+}
 
 /* In the child only the forking thread survives. The heaps of the others may have been
  * caught mid-update, so they are never walked again: frees into their pools are remote
@@ -496,6 +505,7 @@ void pa_heap_fork_parent(void)  { pthread_mutex_unlock(&pa_heaps_lock); }
  * (changed only under the lock we held) and stay adoptable. */
 void pa_heap_fork_child(void)
 {
+    pa_spare_fork_child();
     pthread_mutex_init(&pa_heaps_lock, NULL);
     for (pa_heap *h = pa_heaps_all; h; h = h->next_all)
         if (h != pa_tls_heap && h->state == PA_HEAP_LIVE)

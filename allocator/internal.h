@@ -253,6 +253,7 @@ typedef struct pa_heap {
                                              counted when taken back */
     pa_remote_batch    remote[PA_NCLASSES]; /* this thread's frees into other heaps, by class;
                                                touched only by the thread (LIVE heaps only) */
+    _Atomic int        spare_lock;        /* 1 while a thread works on the list (spare.c) */
     pa_pool           *spare, *spare_oldest; /* empty pools kept for the next ones (spare.c) */
     uint32_t           nspare;            /* on that list: at most PYARENA_SPARE_POOLS */
     uint32_t           spare_low;         /* the fewest on it since the last period's end */
@@ -299,10 +300,14 @@ PA_HIDDEN void  pa_heap_fork_child(void);
 PA_HIDDEN pa_heap *pa_heap_first(void);
 PA_HIDDEN extern pthread_key_t pa_heap_key;
 
-/* ---- spare.c (owner only) */
+/* ---- spare.c (the owner, and malloc_trim from any thread, under the heap's spare_lock) */
 PA_HIDDEN void     pa_spare_put(pa_heap *h, pa_pool *p);
 PA_HIDDEN pa_pool *pa_spare_take(pa_heap *h);
 PA_HIDDEN void     pa_spare_flush(pa_heap *h);
+PA_HIDDEN void     pa_spare_flush_all(void);     /* every live heap's: malloc_trim */
+PA_HIDDEN void     pa_spare_fork_prepare(void);  /* under pa_heaps_lock */
+PA_HIDDEN void     pa_spare_fork_parent(void);
+PA_HIDDEN void     pa_spare_fork_child(void);
 
 /* ---- cache.c */
 PA_HIDDEN void  pa_cache_init(pa_heap *h);

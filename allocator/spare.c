@@ -16,10 +16,42 @@
  * that stayed on the list the whole period (its low-water mark) go back, so that a thread
  * which stops needing them gives them back to its arenas (whose decay returns the pages to
  * the OS) as long as it keeps taking and emptying pools. A thread that stops allocating keeps
- * them until it calls malloc_trim (which reaches only the calling thread's spares) or exits.
+ * them until it exits or some thread calls malloc_trim, which empties every heap's list.
+ *
+ * So that malloc_trim can, the list has a lock of its own (spare_lock), which the owner takes
+ * around each operation once the process has a second thread (pa_single_threaded): one
+ * uncontended exchange per pool trip, against the arena lock and its bookkeeping spared.
+ * Lock order: pa_heaps_lock, then a heap's spare_lock, then the arena lock.
  *
  *   h->spare (newest) <-> ... <-> h->spare_oldest     linked by the pools' next/prev */
+#include <sched.h>
+
 #include "alloc.h"
+
+static void lock_always(pa_heap *h)
+{
+    while (atomic_exchange_explicit(&h->spare_lock, 1, memory_order_acquire))
+        sched_yield();   /* held only by a trim or a fork for a few pool puts */
+}
+
+static void unlock_always(pa_heap *h)
+{
+    atomic_store_explicit(&h->spare_lock, 0, memory_order_release);
+}
+
+static bool spare_lock(pa_heap *h)
+{
+    if (pa_single_threaded())
+        return false;
+    lock_always(h);
+    return true;
+}
+
+static void spare_unlock(pa_heap *h, bool locked)
+{
+    if (locked)
+        unlock_always(h);
+}
 
 static void spare_unlink(pa_heap *h, pa_pool *p)
 {
@@ -68,6 +100,7 @@ void pa_spare_put(pa_heap *h, pa_pool *p)
         pa_arena_pool_put(p);
         return;
     }
+    bool locked = spare_lock(h);
     h->spare_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
     p->counts = 0;   /* left was 0 already */
     p->prev = NULL;
@@ -80,24 +113,59 @@ void pa_spare_put(pa_heap *h, pa_pool *p)
     if (++h->nspare > pa_config.spare_pools)
         spare_release_oldest(h, 1);
     spare_tick(h);
+    spare_unlock(h, locked);
 }
 
 /* The newest spare pool, for the caller to pa_pool_init; NULL if there is none. */
 pa_pool *pa_spare_take(pa_heap *h)
 {
-    pa_pool *p = h->spare;
-    if (p == NULL)
+    if (__atomic_load_n(&h->spare, __ATOMIC_RELAXED) == NULL)   /* a trim only empties it */
         return NULL;
-    spare_unlink(h, p);
-    if (h->spare_low > h->nspare)
-        h->spare_low = h->nspare;
-    spare_tick(h);
+    bool locked = spare_lock(h);
+    pa_pool *p = h->spare;
+    if (p) {
+        spare_unlink(h, p);
+        if (h->spare_low > h->nspare)
+            h->spare_low = h->nspare;
+        spare_tick(h);
+    }
+    spare_unlock(h, locked);
     return p;
 }
 
-/* malloc_trim, thread exit: every spare pool goes back. */
+/* Thread exit (and malloc_trim, for the calling thread): every spare pool of h goes back. */
 void pa_spare_flush(pa_heap *h)
 {
+    bool locked = spare_lock(h);
     spare_release_oldest(h, UINT32_MAX);
     h->spare_events = 0;
+    spare_unlock(h, locked);
+}
+
+/* malloc_trim: every live heap's spares go back, idle threads' included. Heaps are never
+ * freed, and only live ones have spares (thread exit empties the list first). */
+void pa_spare_flush_all(void)
+{
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all)
+        if (atomic_load_explicit(&h->state, memory_order_acquire) == PA_HEAP_LIVE &&
+            __atomic_load_n(&h->spare, __ATOMIC_RELAXED))
+            pa_spare_flush(h);
+}
+
+/* fork: no trim may be halfway through a list when the child starts from it. */
+void pa_spare_fork_prepare(void)
+{
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all)
+        lock_always(h);
+}
+
+void pa_spare_fork_parent(void)
+{
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all)
+        unlock_always(h);
+}
+
+void pa_spare_fork_child(void)
+{
+    pa_spare_fork_parent();
 }

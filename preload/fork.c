@@ -1,6 +1,7 @@
 /* fork.c — fork safety: every allocator lock is taken before fork and released (or, in the
  * child, re-created) after, so the child can allocate and free whatever the parent's threads
- * were doing. Lock order: heaps, then arenas (the order the free paths take them in). */
+ * were doing. Lock order: heaps, then each heap's spare list, then arenas (the order the free
+ * paths and malloc_trim take them in). */
 #include "internal.h"
 
 static void prepare(void)

@@ -1,8 +1,9 @@
 /* test_spare.c — spare pools (spare.c): a pool that goes empty stays with its heap, off its
  * ring, and is taken again for the next pool of any class, before the arenas; past
  * PYARENA_SPARE_POOLS the oldest go back, so do those a whole period left untouched, and all of
- * them at malloc_trim; the stats keep their allocation counts; a double free into one is
+ * them at malloc_trim, an idle thread's too; the stats keep their allocation counts; a double free into one is
  * caught. Without a thread cache, so that every free reaches its pool at once. */
+#include <pthread.h>
 #include <signal.h>
 
 #include "helpers.h"
@@ -191,4 +192,51 @@ Test(spare, a_double_free_into_a_spare_pool_aborts, .signal = SIGABRT)
     free_pool(b, 0);
     cr_assert(on_spare_list(pa_tls_heap, pa_pool_of(b[0])));
     pa_free(b[5]);
+}
+
+/* A thread that made spares and then only waits keeps them; malloc_trim on another thread
+ * gives them back. */
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_stage;   /* 1: spares made; 2: the trim is done */
+static pa_pool *idle_pools[2];
+static pa_heap *idle_heap;
+
+static void *make_spares_then_wait(void *arg)
+{
+    (void)arg;
+    void *b[3 * CAP64];
+    fill_pools(b, 3);
+    free_pool(b, 0);
+    free_pool(b, 1);
+    pthread_mutex_lock(&idle_mu);
+    idle_heap = pa_tls_heap;
+    idle_pools[0] = pa_pool_of(b[0]);
+    idle_pools[1] = pa_pool_of(b[CAP64]);
+    idle_stage = 1;
+    pthread_cond_broadcast(&idle_cv);
+    while (idle_stage != 2)
+        pthread_cond_wait(&idle_cv, &idle_mu);
+    pthread_mutex_unlock(&idle_mu);
+    free_pool(b, 2);
+    return NULL;
+}
+
+Test(spare, malloc_trim_reaches_an_idle_thread_s_spares)
+{
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, make_spares_then_wait, NULL), 0);
+    pthread_mutex_lock(&idle_mu);
+    while (idle_stage != 1)
+        pthread_cond_wait(&idle_cv, &idle_mu);
+    cr_assert_eq(idle_heap->nspare, 2);
+    cr_assert_eq(idle_pools[0]->state, PA_POOL_ATTACHED);
+    pa_api_trim();
+    cr_assert_eq(idle_heap->nspare, 0, "the idle thread kept its spares through malloc_trim");
+    cr_assert_eq(idle_pools[0]->state, PA_POOL_FREE);
+    cr_assert_eq(idle_pools[1]->state, PA_POOL_FREE);
+    idle_stage = 2;
+    pthread_cond_broadcast(&idle_cv);
+    pthread_mutex_unlock(&idle_mu);
+    cr_assert_eq(pthread_join(t, NULL), 0);
 }
