@@ -238,9 +238,12 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
                 continue;
         }
         p = pa_spare_take(h);
-        if (p == NULL && (p = pa_arena_pool_get()) == NULL)
-            return NULL;
-        pa_pool_init(p, h, cls);
+        /* a spare of the class is as pa_pool_init would leave it (see pa_spare_put) */
+        if (p == NULL || pa_meta(p)->cls != cls) {
+            if (p == NULL && (p = pa_arena_pool_get()) == NULL)
+                return NULL;
+            pa_pool_init(p, h, cls);
+        }
         ring_insert_head(h, p);
         return p;
     }

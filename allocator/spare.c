@@ -91,9 +91,11 @@ static void spare_tick(pa_heap *h)
     h->spare_low = h->nspare;
 }
 
-/* p: h's own, ATTACHED, empty (every block on its list), off its ring, not on the reclaim
- * stack. Its handouts go to h's count for the class now, so that a take for another class
- * starts from zero with nothing lost. */
+/* p: h's own, ATTACHED, empty (every block on its list, carved for its class), off its ring,
+ * not on the reclaim stack, not pinned, slow_at and thread_free 0: as pa_pool_init leaves a
+ * pool, once its counts are 0, so that a take for the same class needs no init (heap.c). Its
+ * handouts go to h's count for the class now, so that a take for another class starts from
+ * zero with nothing lost. */
 void pa_spare_put(pa_heap *h, pa_pool *p)
 {
     if (pa_config.spare_pools == 0) {
