@@ -53,6 +53,7 @@ static void spare_unlock(pa_heap *h, bool locked)
         unlock_always(h);
 }
 
+/* Off the list, whichever end: the low-water mark follows. */
 static void spare_unlink(pa_heap *h, pa_pool *p)
 {
     if (p->prev)
@@ -63,7 +64,8 @@ static void spare_unlink(pa_heap *h, pa_pool *p)
         p->next->prev = p->prev;
     else
         h->spare_oldest = p->prev;
-    h->nspare--;
+    if (h->spare_low > --h->nspare)
+        h->spare_low = h->nspare;
 }
 
 static void spare_release_oldest(pa_heap *h, uint32_t n)
@@ -73,8 +75,6 @@ static void spare_release_oldest(pa_heap *h, uint32_t n)
         spare_unlink(h, p);
         pa_arena_pool_put(p);
     }
-    if (h->spare_low > h->nspare)
-        h->spare_low = h->nspare;
 }
 
 /* Every PA_SPARE_PERIOD events, the pools no take reached since the last such tick go back;
@@ -118,7 +118,8 @@ void pa_spare_put(pa_heap *h, pa_pool *p)
     spare_unlock(h, locked);
 }
 
-/* The newest spare pool, for the caller to pa_pool_init; NULL if there is none. */
+/* The newest spare pool (the caller inits it if its class is not the one wanted); NULL if
+ * there is none. */
 pa_pool *pa_spare_take(pa_heap *h)
 {
     if (__atomic_load_n(&h->spare, __ATOMIC_RELAXED) == NULL)   /* a trim only empties it */
@@ -127,15 +128,13 @@ pa_pool *pa_spare_take(pa_heap *h)
     pa_pool *p = h->spare;
     if (p) {
         spare_unlink(h, p);
-        if (h->spare_low > h->nspare)
-            h->spare_low = h->nspare;
         spare_tick(h);
     }
     spare_unlock(h, locked);
     return p;
 }
 
-/* Thread exit (and malloc_trim, for the calling thread): every spare pool of h goes back. */
+/* Thread exit and malloc_trim: every spare pool of h goes back. */
 void pa_spare_flush(pa_heap *h)
 {
     bool locked = spare_lock(h);
