@@ -11,7 +11,6 @@
  * a page fault and an madvise per pool each time. PYARENA_ARENA_CACHE wholly free arenas stay
  * resident. */
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
 
@@ -71,11 +70,8 @@ static uint64_t now_ms(bool fresh)
 {
     static uint64_t last;
     static unsigned calls;
-    if ((calls++ & 15) == 0 || fresh) {
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
-        last = (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-    }
+    if ((calls++ & 15) == 0 || fresh)
+        last = pa_os_now_ms();
     return last;
 }
 

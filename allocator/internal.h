@@ -258,6 +258,9 @@ typedef struct pa_heap {
     uint32_t           nspare;            /* on that list: at most PYARENA_SPARE_POOLS */
     uint32_t           spare_low;         /* the fewest on it since the last period's end */
     uint32_t           spare_events;      /* puts and takes in this period */
+    _Atomic uint32_t   spare_idle;        /* set by a sweep, cleared by every put and take: a
+                                             sweep that finds it still set gives the list back
+                                             (spare.c) */
     uint64_t           spare_handouts[PA_NCLASSES]; /* handouts of pools that went spare, by
                                              class (read racily by the stats) */
 } pa_heap;
@@ -305,6 +308,7 @@ PA_HIDDEN void     pa_spare_put(pa_heap *h, pa_pool *p);
 PA_HIDDEN pa_pool *pa_spare_take(pa_heap *h);
 PA_HIDDEN void     pa_spare_flush(pa_heap *h);
 PA_HIDDEN void     pa_spare_flush_all(void);     /* every live heap's: malloc_trim */
+PA_HIDDEN void     pa_spare_sweep(pa_heap *self); /* idle heaps' (tests call it directly) */
 PA_HIDDEN void     pa_spare_fork_prepare(void);  /* under pa_heaps_lock */
 PA_HIDDEN void     pa_spare_fork_parent(void);
 PA_HIDDEN void     pa_spare_fork_child(void);
@@ -349,6 +353,7 @@ PA_HIDDEN void      pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *a
 /* ---- os.c: every system call the allocator makes */
 PA_HIDDEN void *pa_os_reserve(size_t size, size_t align);
 PA_HIDDEN int   pa_os_purge(void *addr, size_t size);
+PA_HIDDEN uint64_t pa_os_now_ms(void);
 PA_HIDDEN int   pa_os_write(int fd, const char *s, size_t n);
 PA_HIDDEN void  pa_os_fail_next_maps(int n);   /* fault injection for tests */
 PA_HIDDEN size_t pa_os_fmt_dec(char *buf, uint64_t v);

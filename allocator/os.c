@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -50,6 +51,14 @@ int pa_os_purge(void *addr, size_t size)
     int rc = madvise(addr, size, MADV_DONTNEED);
     errno = saved;
     return rc;
+}
+
+/* Milliseconds of the coarse monotonic clock (the vDSO's: no system call), for the decays. */
+uint64_t pa_os_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
 /* Writes all of s; returns 0, or the errno of the failed write (errno itself is kept). */

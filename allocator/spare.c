@@ -18,10 +18,21 @@
  * the OS) as long as it keeps taking and emptying pools. A thread that stops allocating keeps
  * them until it exits or some thread calls malloc_trim, which empties every heap's list.
  *
- * So that malloc_trim can, the list has a lock of its own (spare_lock), which the owner takes
- * around each operation once the process has a second thread (pa_single_threaded): one
- * uncontended exchange per pool trip, against the arena lock and its bookkeeping spared.
- * Lock order: pa_heaps_lock, then a heap's spare_lock, then the arena lock.
+ * A thread that stops allocating has no events to run that period: its spares go back once
+ * they have been left untouched for PYARENA_DECAY_MS, as the arenas' empty pools do. Every
+ * PA_SPARE_DECAY_EVENTS events a heap's tick looks at the clock, and at most once per decay
+ * time some heap sweeps the others: a sweep sets each heap's spare_idle, every put and take
+ * clears it, and a heap whose flag a sweep finds still set has had no event for a whole
+ * interval, so its list goes back. An idle thread's spares thus go back between one and two
+ * decay times after its last event, while any thread makes pool trips; when none does, they
+ * wait, as the arenas' own decay does (it is checked on the same events).
+ *
+ * So that malloc_trim and the sweeps can, the list has a lock of its own (spare_lock), which
+ * the owner takes around each operation once the process has a second thread
+ * (pa_single_threaded): one uncontended exchange per pool trip, against the arena lock and its
+ * bookkeeping spared. Lock order: pa_heaps_lock, then a heap's spare_lock, then the arena
+ * lock; a sweep, which runs under its own heap's spare_lock, only tries the others' (a heap
+ * whose lock is held is not idle).
  *
  *   h->spare (newest) <-> ... <-> h->spare_oldest     linked by the pools' next/prev */
 #include <sched.h>
@@ -77,18 +88,62 @@ static void spare_release_oldest(pa_heap *h, uint32_t n)
     }
 }
 
-/* Every PA_SPARE_PERIOD events, the pools no take reached since the last such tick go back;
- * every PA_SPARE_DECAY_EVENTS, the arenas' decay gets its look at the clock, which their own
- * trips no longer give it while the spares serve a thread. */
-static void spare_tick(pa_heap *h)
+/* When the last sweep ran (pa_os_now_ms). */
+static _Atomic uint64_t pa_spare_swept_ms;
+
+/* Every heap but self whose list no put or take touched since the last sweep gives it back;
+ * the others are flagged for the next. */
+void pa_spare_sweep(pa_heap *self)
 {
-    if (++h->spare_events % PA_SPARE_DECAY_EVENTS == 0)
-        pa_arena_decay_tick();
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
+        if (h == self || atomic_load_explicit(&h->state, memory_order_acquire) != PA_HEAP_LIVE ||
+            __atomic_load_n(&h->spare, __ATOMIC_RELAXED) == NULL)
+            continue;
+        if (!atomic_exchange_explicit(&h->spare_idle, 1, memory_order_relaxed))
+            continue;   /* flagged now: idle if still flagged at the next sweep */
+        if (atomic_exchange_explicit(&h->spare_lock, 1, memory_order_acquire))
+            continue;   /* its owner (or a trim) is at work on it */
+        spare_release_oldest(h, UINT32_MAX);
+        unlock_always(h);
+    }
+}
+
+/* At most once per decay time, by whichever heap's tick comes first. A single-threaded process
+ * has no other heap with spares (a thread's exit gives its list back). */
+static void spare_sweep_due(pa_heap *self)
+{
+    if (pa_single_threaded())
+        return;
+    uint64_t now = pa_os_now_ms(), last = atomic_load_explicit(&pa_spare_swept_ms,
+                                                               memory_order_relaxed);
+    if (now - last < pa_config.decay_ms ||
+        !atomic_compare_exchange_strong_explicit(&pa_spare_swept_ms, &last, now,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    pa_spare_sweep(self);
+}
+
+/* Every PA_SPARE_DECAY_EVENTS events: the arenas' decay gets its look at the clock, which their
+ * own trips no longer give it while the spares serve a thread, and the idle heaps' lists may
+ * be due to go back. Every PA_SPARE_PERIOD events (a multiple), the pools no take reached since
+ * the last such tick go back. */
+static __attribute__((noinline)) void spare_tick_due(pa_heap *h)
+{
+    pa_arena_decay_tick();
+    spare_sweep_due(h);
     if (h->spare_events < PA_SPARE_PERIOD)
         return;
     h->spare_events = 0;
     spare_release_oldest(h, h->spare_low);
     h->spare_low = h->nspare;
+}
+
+/* Every put and take: the list is in use. */
+static inline __attribute__((always_inline)) void spare_tick(pa_heap *h)
+{
+    atomic_store_explicit(&h->spare_idle, 0, memory_order_relaxed);
+    if (++h->spare_events % PA_SPARE_DECAY_EVENTS == 0)
+        spare_tick_due(h);
 }
 
 /* p: h's own, ATTACHED, empty (every block on its list, carved for its class), off its ring,

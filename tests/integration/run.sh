@@ -277,6 +277,17 @@ case_handover() {
     pass $n
 }
 
+# ---- 14. idle threads' spare pools go back while another thread allocates
+case_idle_threads() {
+    local n=idle_threads o=$TMP/idle_threads.out rc
+    pre "$o" env PYARENA_DECAY_MS=100 "$BIN/idle_threads"; rc=$?
+    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+    [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
+    grep -qx "OK idle_threads" "$o" || { fail $n "no 'OK idle_threads' line" "$o"; return; }
+    pass $n
+    echo "    idle_threads: rss before $(val "$o" rss_before_kib) KiB, after the burst $(val "$o" rss_burst_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB"
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -290,5 +301,6 @@ want bad_input  && case_bad_input
 want malloc_conf && case_malloc_conf
 want early_ctor && case_early
 want handover   && case_handover
+want idle_threads && case_idle_threads
 
 finish

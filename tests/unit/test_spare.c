@@ -1,7 +1,7 @@
 /* test_spare.c — spare pools (spare.c): a pool that goes empty stays with its heap, off its
  * ring, and is taken again for the next pool of any class, before the arenas; past
  * PYARENA_SPARE_POOLS the oldest go back, so do those a whole period left untouched, and all of
- * them at malloc_trim, an idle thread's too; the stats keep their allocation counts; a double free into one is
+ * them at malloc_trim, an idle thread's too, as do an idle thread's after a decay time; the stats keep their allocation counts; a double free into one is
  * caught. Without a thread cache, so that every free reaches its pool at once. */
 #include <pthread.h>
 #include <signal.h>
@@ -198,7 +198,7 @@ Test(spare, a_double_free_into_a_spare_pool_aborts, .signal = SIGABRT)
  * gives them back. */
 static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
-static int idle_stage;   /* 1: spares made; 2: the trim is done */
+static int idle_stage;   /* 1: spares made; 2: done, exit; 3: make one event; 4: made */
 static pa_pool *idle_pools[2];
 static pa_heap *idle_heap;
 
@@ -215,28 +215,98 @@ static void *make_spares_then_wait(void *arg)
     idle_pools[1] = pa_pool_of(b[CAP64]);
     idle_stage = 1;
     pthread_cond_broadcast(&idle_cv);
-    while (idle_stage != 2)
+    while (idle_stage != 2) {
+        if (idle_stage == 3) {   /* pool 2 is full: this takes a spare (which stays, pinned) */
+            pa_free(pa_malloc(64));
+            idle_stage = 4;
+            pthread_cond_broadcast(&idle_cv);
+        }
         pthread_cond_wait(&idle_cv, &idle_mu);
+    }
     pthread_mutex_unlock(&idle_mu);
     free_pool(b, 2);
     return NULL;
 }
 
-Test(spare, malloc_trim_reaches_an_idle_thread_s_spares)
+static void idle_thread_start(pthread_t *t)
 {
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, make_spares_then_wait, NULL), 0);
+    cr_assert_eq(pthread_create(t, NULL, make_spares_then_wait, NULL), 0);
     pthread_mutex_lock(&idle_mu);
     while (idle_stage != 1)
         pthread_cond_wait(&idle_cv, &idle_mu);
+    pthread_mutex_unlock(&idle_mu);
     cr_assert_eq(idle_heap->nspare, 2);
+}
+
+static void idle_thread_stage(int stage, int until)
+{
+    pthread_mutex_lock(&idle_mu);
+    idle_stage = stage;
+    pthread_cond_broadcast(&idle_cv);
+    while (idle_stage != until)
+        pthread_cond_wait(&idle_cv, &idle_mu);
+    pthread_mutex_unlock(&idle_mu);
+}
+
+static void idle_thread_end(pthread_t t)
+{
+    pthread_mutex_lock(&idle_mu);
+    idle_stage = 2;
+    pthread_cond_broadcast(&idle_cv);
+    pthread_mutex_unlock(&idle_mu);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+}
+
+Test(spare, malloc_trim_reaches_an_idle_thread_s_spares)
+{
+    pthread_t t;
+    idle_thread_start(&t);
     cr_assert_eq(idle_pools[0]->state, PA_POOL_ATTACHED);
     pa_api_trim();
     cr_assert_eq(idle_heap->nspare, 0, "the idle thread kept its spares through malloc_trim");
     cr_assert_eq(idle_pools[0]->state, PA_POOL_FREE);
     cr_assert_eq(idle_pools[1]->state, PA_POOL_FREE);
-    idle_stage = 2;
-    pthread_cond_broadcast(&idle_cv);
-    pthread_mutex_unlock(&idle_mu);
-    cr_assert_eq(pthread_join(t, NULL), 0);
+    idle_thread_end(t);
+}
+
+/* A sweep flags every other heap with spares; the next gives back the lists of those that made
+ * no put or take in between. */
+Test(spare, a_second_sweep_gives_back_an_idle_thread_s_spares)
+{
+    pthread_t t;
+    idle_thread_start(&t);
+    pa_spare_sweep(pa_tls_heap);
+    cr_assert_eq(idle_heap->nspare, 2, "the first sweep gave back spares not yet idle");
+    idle_thread_stage(3, 4);   /* an event between the sweeps: the take of one spare */
+    cr_assert_eq(idle_heap->nspare, 1);
+    pa_spare_sweep(pa_tls_heap);
+    cr_assert_eq(idle_heap->nspare, 1, "a sweep gave back the spares of a heap in use");
+    pa_spare_sweep(pa_tls_heap);
+    cr_assert_eq(idle_heap->nspare, 0, "a sweep kept the spares of a heap idle since the last");
+    cr_assert_eq(idle_pools[0]->state + idle_pools[1]->state, PA_POOL_ATTACHED + PA_POOL_FREE,
+                 "the spare left was not given back");
+    idle_thread_end(t);
+}
+
+/* The sweeps are due once per PYARENA_DECAY_MS, on the pool trips of any thread. */
+Test(spare, an_idle_thread_s_spares_go_back_while_another_makes_pool_trips)
+{
+    pa_config.decay_ms = 5;
+    pthread_t t;
+    idle_thread_start(&t);
+    void *b[CAP64 + 1];
+    b[CAP64] = pa_malloc(64);   /* its pool stays: the trips below empty one pool after another */
+    uint64_t deadline = pa_os_now_ms() + 5000;
+    size_t trips = 0;
+    while (idle_heap->nspare > 0 && pa_os_now_ms() < deadline) {
+        for (int i = 0; i < CAP64; i++)
+            b[i] = pa_malloc(64);
+        for (int i = 0; i < CAP64; i++)
+            pa_free(b[i]);
+        trips++;
+    }
+    cr_assert_eq(idle_heap->nspare, 0, "the idle thread kept its spares through %zu trips", trips);
+    cr_assert_eq(idle_pools[0]->state, PA_POOL_FREE);
+    pa_free(b[CAP64]);
+    idle_thread_end(t);
 }
