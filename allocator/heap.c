@@ -90,6 +90,17 @@ static void ring_remove(pa_heap *h, pa_pool *p)
 
 /* ---- pool state changes, by the owner (or under pa_heaps_lock for an abandoned heap) */
 
+/* p, off its ring and DETACHED, every block out: FULL, with its counts set to come back to
+ * the ring once an eighth of it is free (see PA_REATTACH_SHIFT). */
+static inline __attribute__((always_inline)) void pool_set_full(pa_pool *p)
+{
+    p->state = PA_POOL_FULL;
+    uint32_t room = pa_pool_capacity(p) >> PA_REATTACH_SHIFT;
+    uint16_t left = (uint16_t)(room > 2 ? room : 2);
+    p->slow_at = (uint16_t)(p->left - left);   /* slow_at was 0: used == left */
+    p->left = left;
+}
+
 /* The head has no block left: move it to FULL, unless a remote free slipped in. */
 static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_pool *p)
 {
@@ -105,11 +116,7 @@ static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_poo
                 return false;
     unpin(p);
     ring_remove(h, p);
-    p->state = PA_POOL_FULL;
-    uint32_t room = pa_pool_capacity(p) >> PA_REATTACH_SHIFT;
-    uint16_t left = (uint16_t)(room > 2 ? room : 2);
-    p->slow_at = (uint16_t)(p->left - left);   /* slow_at was 0: used == left */
-    p->left = left;
+    pool_set_full(p);
     return true;
 }
 
@@ -221,7 +228,23 @@ static pa_heap *thread_start(void)
     return h;
 }
 
-static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *h, size_t cls)
+/* pool_with_blocks' way out for a spare of the class when the bin is empty (fill): the pool's
+ * whole list goes to the bin and the pool is FULL at once, without joining its ring, where the
+ * next fill would only detach it again (the trip every pool of 512-byte blocks makes every 8
+ * pairs). With none of its blocks out, no remote free can race with the DETACHED flag. */
+static inline __attribute__((always_inline)) void pool_fill_full(pa_heap *h, pa_pool *p,
+                                                                 size_t cls)
+{
+    pa_cache_fill(h, p, cls);
+    atomic_store_explicit(&p->thread_free, PA_TF_DETACHED, memory_order_relaxed);
+    pool_set_full(p);
+}
+
+/* A pool of h's class cls with blocks on its list, at the head of its ring; NULL when out of
+ * memory. With fill (the bin is empty and to be filled), a spare of the class may instead fill
+ * the bin itself and come back FULL, off its ring (*filled). */
+static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *h, size_t cls,
+                                                                      bool fill, bool *filled)
 {
     for (;;) {
         pa_pool *p = h->cur[cls];
@@ -239,6 +262,11 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
         }
         p = pa_spare_take(h);
         /* a spare of the class is as pa_pool_init would leave it (see pa_spare_put) */
+        if (fill && p != NULL && pa_meta(p)->cls == cls) {
+            pool_fill_full(h, p, cls);
+            *filled = true;
+            return p;
+        }
         if (p == NULL || pa_meta(p)->cls != cls) {
             if (p == NULL && (p = pa_arena_pool_get()) == NULL)
                 return NULL;
@@ -264,15 +292,18 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
             return NULL;
         }
     }
-    pa_pool *p = pool_with_blocks(h, cls);
+    /* fill: the empty bin takes a pool's whole list; else one block comes from the pool (no
+     * cache: a careful path's call; or blocks cached: malloc re-entered from thread_start) */
+    bool fill = h->cache_cap[cls] && h->bin[cls] == NULL, filled = false;
+    pa_pool *p = pool_with_blocks(h, cls, fill, &filled);
     if (p == NULL) {
         errno = ENOMEM;
         return NULL;
     }
     pa_block *b;
-    /* with blocks cached, a careful path's call or malloc re-entered from thread_start */
-    if (h->cache_cap[cls] && h->bin[cls] == NULL) {
-        pa_cache_fill(h, p, cls);
+    if (fill) {
+        if (!filled)
+            pa_cache_fill(h, p, cls);
         b = h->bin[cls];
         h->bin[cls] = b->next;
         h->bin_counts[cls].counts += PA_HANDOUT;

@@ -87,6 +87,52 @@ Test(cache, stats_count_cached_blocks_as_free_and_their_handouts_once)
     }
 }
 
+static bool on_ring(const pa_heap *h, size_t cls, const pa_pool *p)
+{
+    for (const pa_pool *r = h->cur[cls]; r != &pa_empty_pool && r; r = r->next)
+        if (r == p)
+            return true;
+    return false;
+}
+
+/* An empty bin that finds its ring exhausted and a spare pool of its class at hand takes the
+ * spare's whole list, and the spare goes FULL at once, without joining the ring (where the
+ * next fill would only detach it again); its frees bring it back as any FULL pool's do. */
+Test(cache, a_spare_of_the_class_fills_the_bin_without_joining_its_ring)
+{
+    enum { BIG = 512, PER = 4096 / BIG, N = 4 * PER };
+    size_t cls = pa_class_of(BIG);
+    pa_heap *h;
+    void *v[N + 1];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(BIG);
+    for (int i = 0; i < N; i++)
+        pa_free(v[i]);   /* the first pool's blocks fill the bin, the middle ones go spare */
+    h = pa_tls_heap;
+    int k = 0;   /* empty the bin, and the ring's last pool, which stayed pinned */
+    while (k < N && (h->bin[cls] != NULL || h->cur[cls]->free != NULL))
+        v[k++] = pa_malloc(BIG);
+    pa_pool *q = h->spare;
+    cr_assert(q != NULL && pa_meta(q)->cls == cls, "no spare of the class to test with");
+    pa_arena_counts before, after;
+    pa_arena_counts_get(&before);
+    v[k] = pa_malloc(BIG);
+    pa_arena_counts_get(&after);
+    cr_assert_eq(pa_pool_of(v[k]), q, "the bin was not filled from the spare");
+    cr_assert_eq(after.pools_taken, before.pools_taken);
+    cr_assert_eq(q->state, PA_POOL_FULL, "the spare went on its ring, not FULL");
+    cr_assert(!on_ring(h, cls, q));
+    cr_assert(atomic_load(&q->thread_free) & PA_TF_DETACHED);
+    int cached = 0;
+    for (pa_block *b = h->bin[cls]; b; b = b->next, cached++)
+        cr_assert_eq(pa_pool_of(b), q, "a cached block of another pool");
+    cr_assert_eq(cached, PER - 1);
+    check_heap();
+    for (int i = 0; i <= k; i++)
+        pa_free(v[i]);
+    check_heap();
+}
+
 static void *churn_and_exit(void *arg)
 {
     void *v[500];
