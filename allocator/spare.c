@@ -15,8 +15,8 @@
  * more come; and, like jemalloc's tcache GC, every PA_SPARE_PERIOD spare events the pools
  * that stayed on the list the whole period (its low-water mark) go back, so that a thread
  * which stops needing them gives them back to its arenas (whose decay returns the pages to
- * the OS) as long as it keeps taking and emptying pools. A thread that stops allocating keeps
- * them until it exits or some thread calls malloc_trim, which empties every heap's list.
+ * the OS) as long as it keeps taking and emptying pools. All of them go back at thread exit
+ * and when any thread calls malloc_trim, which empties every heap's list.
  *
  * A thread that stops allocating has no events to run that period: its spares go back once
  * they have been left untouched for PYARENA_DECAY_MS, as the arenas' empty pools do. Every
