@@ -52,7 +52,8 @@ void pa_cache_init(pa_heap *h)
 static pa_block *pool_list_sorted(pa_pool *p, char *page, size_t size, uint32_t n,
                                   pa_block *head);
 
-static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n, uint32_t cap)
+static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n, uint32_t cap,
+                                    uint32_t *len)
 {
     char *page = pa_pool_page(p);
     size_t size = pa_class_size(cls);
@@ -66,13 +67,18 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n, uint32_t
          * the mark is live: it is left out (and the double-freed one, on the list twice,
          * comes once). One pass reads each mark and links the marked blocks. */
         pa_block *first = NULL, **link = &first;
+        uint32_t linked = 0;
         for (char *b = page, *end = page + cap * size; b < end; b += size) {
             if (unlikely(((pa_block *)b)->mark != key))
                 continue;
             *link = (pa_block *)b;
             link = &((pa_block *)b)->next;
+            linked++;
         }
         *link = NULL;
+        if (unlikely(linked == 0))   /* no mark at all: the page was overwritten; as it is */
+            return head;
+        *len = linked;
         return first;
     }
     if (4 * n >= cap)
@@ -130,12 +136,13 @@ void pa_cache_fill(pa_heap *h, pa_pool *p, size_t cls)
     uint32_t seq = atomic_load_explicit(&h->fill_seq, memory_order_relaxed);
     atomic_store_explicit(&h->fill_seq, seq + 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
-    __atomic_store_n(&h->bin[cls], pool_list_in_order(p, cls, n, cap), __ATOMIC_RELEASE);
+    uint32_t len = n;   /* fewer only when a live block was left out */
+    __atomic_store_n(&h->bin[cls], pool_list_in_order(p, cls, n, cap, &len), __ATOMIC_RELEASE);
     /* after: such a check must find the blocks on one list or the other */
     __atomic_store_n(&p->free, NULL, __ATOMIC_RELEASE);
     atomic_store_explicit(&h->fill_seq, seq + 2, memory_order_release);
     p->counts += n;   /* left; no carry: used becomes the capacity (+ 1 pinned) */
-    h->bin_counts[cls].room = (int16_t)(h->cache_cap[cls] - n);
+    h->bin_counts[cls].room = (int16_t)(h->cache_cap[cls] - len);
 }
 
 void pa_cache_flush_all(pa_heap *h)

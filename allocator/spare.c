@@ -42,7 +42,8 @@
 static void lock_always(pa_heap *h)
 {
     while (atomic_exchange_explicit(&h->spare_lock, 1, memory_order_acquire))
-        sched_yield();   /* held only by a trim or a fork for a few pool puts */
+        sched_yield();   /* held by another thread for one pool's put at most (a trim, a
+                            sweep), or across a fork */
 }
 
 static void unlock_always(pa_heap *h)
@@ -101,10 +102,18 @@ void pa_spare_sweep(pa_heap *self)
             continue;
         if (!atomic_exchange_explicit(&h->spare_idle, 1, memory_order_relaxed))
             continue;   /* flagged now: idle if still flagged at the next sweep */
-        if (atomic_exchange_explicit(&h->spare_lock, 1, memory_order_acquire))
-            continue;   /* its owner (or a trim) is at work on it */
-        spare_release_oldest(h, UINT32_MAX);
-        unlock_always(h);
+        /* One pool per hold of the lock, which is only tried: an owner that comes back
+         * meanwhile waits for one put at most, and its put or take clears the flag, which
+         * ends the sweep of its list. */
+        for (bool more = true; more;) {
+            if (atomic_exchange_explicit(&h->spare_lock, 1, memory_order_acquire))
+                break;   /* its owner (or a trim) is at work on it */
+            more = atomic_load_explicit(&h->spare_idle, memory_order_relaxed) &&
+                   h->spare_oldest != NULL;
+            if (more)
+                spare_release_oldest(h, 1);
+            unlock_always(h);
+        }
     }
 }
 
@@ -116,7 +125,7 @@ static void spare_sweep_due(pa_heap *self)
         return;
     uint64_t now = pa_os_now_ms(), last = atomic_load_explicit(&pa_spare_swept_ms,
                                                                memory_order_relaxed);
-    if (now - last < pa_config.decay_ms ||
+    if (now < last + pa_config.decay_ms ||   /* also when another sweep read a later clock */
         !atomic_compare_exchange_strong_explicit(&pa_spare_swept_ms, &last, now,
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
@@ -192,10 +201,23 @@ pa_pool *pa_spare_take(pa_heap *h)
 /* Thread exit and malloc_trim: every spare pool of h goes back. */
 void pa_spare_flush(pa_heap *h)
 {
-    bool locked = spare_lock(h);
-    spare_release_oldest(h, UINT32_MAX);
-    h->spare_events = 0;
-    spare_unlock(h, locked);
+    /* One pool per hold of the lock (a trim may flush a busy thread's list), and only the
+     * pools there at the start, which an owner adding more cannot prolong. */
+    uint32_t left = UINT32_MAX;
+    do {
+        bool locked = spare_lock(h);
+        if (left == UINT32_MAX)
+            left = h->nspare;
+        if (left > 0 && h->spare_oldest != NULL) {
+            spare_release_oldest(h, 1);
+            left--;
+        } else {
+            left = 0;
+        }
+        if (left == 0)
+            h->spare_events = 0;
+        spare_unlock(h, locked);
+    } while (left > 0);
 }
 
 /* malloc_trim: every live heap's spares go back, idle threads' included. Heaps are never
