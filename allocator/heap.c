@@ -262,12 +262,13 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
         }
         p = pa_spare_take(h);
         /* a spare of the class is as pa_pool_init would leave it (see pa_spare_put) */
-        if (fill && p != NULL && pa_meta(p)->cls == cls) {
+        bool ready = p != NULL && pa_meta(p)->cls == cls;
+        if (ready && fill) {
             pool_fill_full(h, p, cls);
             *filled = true;
             return p;
         }
-        if (p == NULL || pa_meta(p)->cls != cls) {
+        if (!ready) {
             if (p == NULL && (p = pa_arena_pool_get()) == NULL)
                 return NULL;
             pa_pool_init(p, h, cls);

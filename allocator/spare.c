@@ -201,23 +201,15 @@ pa_pool *pa_spare_take(pa_heap *h)
 /* Thread exit and malloc_trim: every spare pool of h goes back. */
 void pa_spare_flush(pa_heap *h)
 {
-    /* One pool per hold of the lock (a trim may flush a busy thread's list), and only the
-     * pools there at the start, which an owner adding more cannot prolong. */
-    uint32_t left = UINT32_MAX;
-    do {
-        bool locked = spare_lock(h);
-        if (left == UINT32_MAX)
-            left = h->nspare;
-        if (left > 0 && h->spare_oldest != NULL) {
-            spare_release_oldest(h, 1);
-            left--;
-        } else {
-            left = 0;
-        }
-        if (left == 0)
-            h->spare_events = 0;
+    bool locked = spare_lock(h);
+    uint32_t n = h->nspare;   /* those there now: an owner adding more cannot prolong this */
+    h->spare_events = 0;
+    spare_unlock(h, locked);
+    while (n-- > 0) {   /* one pool per hold of the lock: a trim may flush a busy list */
+        locked = spare_lock(h);
+        spare_release_oldest(h, 1);
         spare_unlock(h, locked);
-    } while (left > 0);
+    }
 }
 
 /* malloc_trim: every live heap's spares go back, idle threads' included. Heaps are never
