@@ -68,6 +68,9 @@ _Static_assert(PA_MAX_THREAD_CACHE * (PA_POOL_SIZE / PA_ALIGN) < 32767, "bin roo
 #define PA_MAX_SPARE_POOLS      65536
 #define PA_SPARE_PERIOD         1024   /* spare list events between two checks of its use */
 #define PA_SPARE_DECAY_EVENTS   64     /* spare list events between two looks at the decay */
+#define PA_LARGE_DECAY_EVENTS   64     /* a thread's malloc slow paths between two looks at the
+                                          large path's decay... */
+#define PA_LARGE_DECAY_TICK_MS  50     /* ...which moves it at most this often */
 _Static_assert(PA_SPARE_PERIOD % PA_SPARE_DECAY_EVENTS == 0, "ticks line up");
 
 _Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");

@@ -293,6 +293,10 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
             return NULL;
         }
     }
+    if (unlikely(--h->decay_countdown < 0)) {
+        h->decay_countdown = PA_LARGE_DECAY_EVENTS;
+        pa_large_decay_tick();
+    }
     /* fill: the empty bin takes a pool's whole list; else one block comes from the pool (no
      * cache: a careful path's call; or blocks cached: malloc re-entered from thread_start) */
     bool fill = h->cache_cap[cls] && h->bin[cls] == NULL, filled = false;

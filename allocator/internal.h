@@ -263,6 +263,9 @@ typedef struct pa_heap {
                                              (spare.c) */
     uint64_t           spare_handouts[PA_NCLASSES]; /* handouts of pools that went spare, by
                                              class (read racily by the stats) */
+    int32_t            decay_countdown;   /* malloc slow paths until the next look at the large
+                                             path's decay (below 0: due; a subtract that sets
+                                             the flags) */
 } pa_heap;
 
 /* Blocks malloc took from h's bin c, and blocks on it now (both read racily by the stats). */
@@ -366,6 +369,7 @@ PA_HIDDEN void  *pa_large_alloc(size_t size, size_t align, bool zero);
 PA_HIDDEN void   pa_large_free(void *ptr);
 PA_HIDDEN void  *pa_large_realloc(void *ptr, size_t size);
 PA_HIDDEN size_t pa_large_usable(const void *ptr);
+PA_HIDDEN void   pa_large_decay_tick(void);   /* no lock held: it may re-enter malloc */
 #define PA_HIST_BUCKETS 48   /* bucket k: sizes in (2^(k-1), 2^k] */
 typedef struct pa_large_snapshot {
     size_t in_use, bytes, allocs, frees, mapped;

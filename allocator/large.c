@@ -44,6 +44,27 @@ size_t pa_large_usable(const void *ptr)
     return sallocx(ptr, 0);
 }
 
+/* jemalloc gives its unused dirty pages back on a clock (dirty_decay_ms: 10 s, unless
+ * MALLOC_CONF says otherwise) that only its own calls move, one look in 1,000 of them. With
+ * the small requests served by the pools, a program whose large requests stop after a spike
+ * would keep the spike's pages for good, where jemalloc alone gives them back within the decay
+ * time. So the pools' traffic moves that clock too: a thread's malloc slow path, one in
+ * PA_LARGE_DECAY_EVENTS, lets jemalloc purge what is due in every arena, at most every
+ * PA_LARGE_DECAY_TICK_MS (its own clock advances in steps of a 200th of the decay time). */
+static _Atomic uint64_t pa_large_ticked_ms;
+
+void pa_large_decay_tick(void)
+{
+    uint64_t now = pa_os_now_ms(),
+             last = atomic_load_explicit(&pa_large_ticked_ms, memory_order_relaxed);
+    if (now < last + PA_LARGE_DECAY_TICK_MS ||
+        !atomic_compare_exchange_strong_explicit(&pa_large_ticked_ms, &last, now,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    _Static_assert(MALLCTL_ARENAS_ALL == 4096, "the name below means every arena");
+    mallctl("arena.4096.decay", NULL, NULL, NULL, 0);
+}
+
 /* ---- jemalloc's own accounting, for the stats report. Its thread caches hold freed blocks
  * that it still counts as allocated: the calling thread's cache is flushed first (threads
  * that exited flushed theirs), so at exit the figures are exact. */
@@ -111,7 +132,7 @@ void pa_large_snapshot_take(pa_large_snapshot *s)
     count_classes(s, "arenas.nbins", "arenas.bin.0.size", "stats.arenas.0.bins.0.curregs");
     count_classes(s, "arenas.nlextents", "arenas.lextent.0.size",
                   "stats.arenas.0.lextents.0.curlextents");
-    _Static_assert(MALLCTL_ARENAS_ALL == 4096, "the names below merge all arenas");
+    /* MALLCTL_ARENAS_ALL is 4096 (asserted above): the names below merge all arenas */
     s->allocs = ctl_u64("stats.arenas.4096.small.nrequests") +
                 ctl_u64("stats.arenas.4096.large.nrequests");
     s->frees = s->allocs > s->in_use ? s->allocs - s->in_use : 0;

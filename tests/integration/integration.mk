@@ -9,7 +9,8 @@ INTEG_OUT := $(BUILD)/integration
 INTEG_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wformat=2 -pthread
 INTEG_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -pthread
-INTEG_C_PROGS := xthread forkthreads burst arena_path api bad_input handover idle_threads
+INTEG_C_PROGS := xthread forkthreads burst arena_path api bad_input handover idle_threads \
+                 large_decay
 INTEG_BINS := $(INTEG_C_PROGS:%=$(INTEG_OUT)/%) $(INTEG_OUT)/cxx_new
 
 $(INTEG_OUT)/%: $(INTEG_SRC)/%.c $(INTEG_SRC)/probe.h

@@ -288,6 +288,17 @@ case_idle_threads() {
     echo "    idle_threads: rss before $(val "$o" rss_before_kib) KiB, after the burst $(val "$o" rss_burst_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB"
 }
 
+# ---- 15. jemalloc's unused pages go back after a spike of large blocks, with small requests only
+case_large_decay() {
+    local n=large_decay o=$TMP/large_decay.out rc
+    pre "$o" env MALLOC_CONF=dirty_decay_ms:200 "$BIN/large_decay"; rc=$?
+    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+    [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
+    grep -qx "OK large_decay" "$o" || { fail $n "no 'OK large_decay' line" "$o"; return; }
+    pass $n
+    echo "    large_decay: rss before $(val "$o" rss_before_kib) KiB, peak $(val "$o" rss_peak_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB"
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -302,5 +313,6 @@ want malloc_conf && case_malloc_conf
 want early_ctor && case_early
 want handover   && case_handover
 want idle_threads && case_idle_threads
+want large_decay && case_large_decay
 
 finish
