@@ -7,6 +7,20 @@
 
 #include "internal.h"
 
+/* The decay's tick (below) costs a program nothing until one of its threads has taken
+ * PA_LARGE_DECAY_ARM_BYTES from this path: a program with no large spike to give back keeps
+ * jemalloc's bookkeeping small. Each thread counts its own up to there, without sharing a
+ * line. */
+static __thread size_t pa_large_taken;
+static _Atomic bool pa_large_armed;
+
+static inline void note_taken(size_t size)
+{
+    if (pa_large_taken < PA_LARGE_DECAY_ARM_BYTES &&
+        (pa_large_taken += size) >= PA_LARGE_DECAY_ARM_BYTES)
+        atomic_store_explicit(&pa_large_armed, true, memory_order_relaxed);
+}
+
 void *pa_large_alloc(size_t size, size_t align, bool zero)
 {
     if (size > PTRDIFF_MAX) {
@@ -16,14 +30,27 @@ void *pa_large_alloc(size_t size, size_t align, bool zero)
     int flags = zero ? MALLOCX_ZERO : 0;
     if (align > PA_ALIGN)
         flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
+    note_taken(size);
     void *p = mallocx(size ? size : 1, flags);
     if (p == NULL)
         errno = ENOMEM;
     return p;
 }
 
+/* Set by every free on this path (and every realloc, which may free), cleared by the decay's
+ * tick below: only then has jemalloc pages to decay. A load first, so that the line stays
+ * shared while the flag is up. */
+static _Atomic bool pa_large_freed;
+
+static inline void note_freed(void)
+{
+    if (!atomic_load_explicit(&pa_large_freed, memory_order_relaxed))
+        atomic_store_explicit(&pa_large_freed, true, memory_order_relaxed);
+}
+
 void pa_large_free(void *ptr)
 {
+    note_freed();
     dallocx(ptr, 0);
 }
 
@@ -33,6 +60,8 @@ void *pa_large_realloc(void *ptr, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    note_freed();
+    note_taken(size);
     void *p = rallocx(ptr, size ? size : 1, 0);
     if (p == NULL)
         errno = ENOMEM;
@@ -50,16 +79,47 @@ size_t pa_large_usable(const void *ptr)
  * would keep the spike's pages for good, where jemalloc alone gives them back within the decay
  * time. So the pools' traffic moves that clock too: a thread's malloc slow path, one in
  * PA_LARGE_DECAY_EVENTS, lets jemalloc purge what is due in every arena, at most every
- * PA_LARGE_DECAY_TICK_MS (its own clock advances in steps of a 200th of the decay time). */
-static _Atomic uint64_t pa_large_ticked_ms;
+ * PA_LARGE_DECAY_TICK_MS (its own clock advances in steps of a 200th of the decay time), and
+ * only once armed (above) and within a decay time of a free on this path: the first mallctl
+ * costs ~150 KiB of jemalloc's bookkeeping and maps ~190 KiB more of its code, which a
+ * program with no large spike need not pay. */
+static _Atomic uint64_t pa_large_ticked_ms, pa_large_decay_until_ms;
+
+/* How long after a free jemalloc may still have pages to give back: its two decay times (-1,
+ * never, counts as 0: nothing to tick for). Read once, by the first tick that needs it. */
+static uint64_t decay_window_ms(void)
+{
+    static _Atomic uint64_t window;   /* + 1, so that 0 means unread */
+    uint64_t w = atomic_load_explicit(&window, memory_order_relaxed);
+    if (w == 0) {
+        ssize_t dirty = 0, muzzy = 0;
+        size_t len = sizeof dirty;
+        mallctl("opt.dirty_decay_ms", &dirty, &len, NULL, 0);
+        len = sizeof muzzy;
+        mallctl("opt.muzzy_decay_ms", &muzzy, &len, NULL, 0);
+        w = 1 + (uint64_t)(dirty > 0 ? dirty : 0) + (uint64_t)(muzzy > 0 ? muzzy : 0);
+        atomic_store_explicit(&window, w, memory_order_relaxed);
+    }
+    return w - 1;
+}
 
 void pa_large_decay_tick(void)
 {
+    if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed))
+        return;
     uint64_t now = pa_os_now_ms(),
              last = atomic_load_explicit(&pa_large_ticked_ms, memory_order_relaxed);
     if (now < last + PA_LARGE_DECAY_TICK_MS ||
         !atomic_compare_exchange_strong_explicit(&pa_large_ticked_ms, &last, now,
                                                  memory_order_relaxed, memory_order_relaxed))
+        return;
+    uint64_t until = atomic_load_explicit(&pa_large_decay_until_ms, memory_order_relaxed);
+    if (atomic_load_explicit(&pa_large_freed, memory_order_relaxed)) {
+        atomic_store_explicit(&pa_large_freed, false, memory_order_relaxed);
+        until = now + decay_window_ms() + PA_LARGE_DECAY_TICK_MS;
+        atomic_store_explicit(&pa_large_decay_until_ms, until, memory_order_relaxed);
+    }
+    if (now >= until)
         return;
     _Static_assert(MALLCTL_ARENAS_ALL == 4096, "the name below means every arena");
     mallctl("arena.4096.decay", NULL, NULL, NULL, 0);
