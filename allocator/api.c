@@ -152,10 +152,12 @@ void *pa_api_pvalloc(size_t n)
     return pa_api_aligned(page, rounded ? rounded : page);
 }
 
-/* malloc_trim: the calling thread's remote frees and empty pools, then every empty page. */
+/* malloc_trim: the calling thread's remote frees and empty pools, then every empty page, and
+ * the large path's unused pages. */
 int pa_api_trim(void)
 {
     pa_heap_collect_all(pa_tls_heap);
     pa_spare_flush_all();   /* idle threads' spare pools too */
-    return pa_arena_trim() > 0;
+    bool small = pa_arena_trim() > 0;
+    return pa_large_trim() || small;
 }

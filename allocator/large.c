@@ -174,6 +174,20 @@ static void count_classes(pa_large_snapshot *s, const char *nclasses, const char
     }
 }
 
+/* malloc_trim's part here: the calling thread's cached large blocks go back to their arenas,
+ * and every arena's unused pages to the OS at once, where jemalloc's decay would take up to
+ * dirty_decay_ms. Returns whether there were any such pages. */
+bool pa_large_trim(void)
+{
+    mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    mallctl("epoch", &epoch, &len, &epoch, len);
+    size_t unused = ctl_size("stats.arenas.4096.pdirty") + ctl_size("stats.arenas.4096.pmuzzy");
+    mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
+    return unused > 0;
+}
+
 /* Bytes the program holds on the large path and bytes jemalloc has mapped, fresh. */
 void pa_large_totals(size_t *allocated, size_t *mapped)
 {

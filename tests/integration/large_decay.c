@@ -3,9 +3,11 @@
  * clock that only its own calls move; pyarena's pool traffic must move it too, or the spike's
  * pages would stay for good. Run with MALLOC_CONF=dirty_decay_ms:200: after 64 MiB of 16 KiB
  * blocks are freed, VmRSS must fall to within a quarter of the spike's growth within a few
- * seconds of small mallocs and frees. Prints "key value" lines for run.sh and one OK/FAIL
- * line. */
+ * seconds of small mallocs and frees. Then the same spike again, freed, and malloc_trim(0):
+ * it must return 1, and VmRSS must be back within a quarter of the growth when it returns.
+ * Prints "key value" lines for run.sh and one OK/FAIL line per check. */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <time.h>
 
 #include "probe.h"
@@ -22,25 +24,32 @@ static double now_sec(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-int main(void)
+/* Takes the spike and gives it back: VmRSS at its peak and once it is freed. */
+static void spike(long *peak, long *freed)
 {
-    setvbuf(stdout, NULL, _IONBF, 0);   /* stdout never allocates a buffer */
     static char *big[BLOCKS];
-    void *b[512];
-    for (int i = 0; i < 512; i++)       /* the small path's own pools, before the baseline */
-        b[i] = malloc(16 + (size_t)(i % 32) * 16);
-    for (int i = 0; i < 512; i++)
-        free(b[i]);
-    long before = rss_kib();
     for (int i = 0; i < BLOCKS; i++) {
         if ((big[i] = malloc(SIZE)) == NULL)
             abort();
         memset(big[i], i, SIZE);
     }
-    long peak = rss_kib();
+    *peak = rss_kib();
     for (int i = 0; i < BLOCKS; i++)
         free(big[i]);
-    long freed = rss_kib(), after = freed;
+    *freed = rss_kib();
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);   /* stdout never allocates a buffer */
+    void *b[512];
+    for (int i = 0; i < 512; i++)       /* the small path's own pools, before the baseline */
+        b[i] = malloc(16 + (size_t)(i % 32) * 16);
+    for (int i = 0; i < 512; i++)
+        free(b[i]);
+    long before = rss_kib(), peak, freed;
+    spike(&peak, &freed);
+    long after = freed;
     double t0 = now_sec(), waited = 0;
     /* small requests of every class: their pools fill and go empty again, and no large
      * request reaches jemalloc */
@@ -61,5 +70,13 @@ int main(void)
     check((after - before) * 100 < (freed - before) * MAX_PCT, "large_decay",
           "rss before %ld, after the free %ld, %.1f s of small requests later %ld KiB", before,
           freed, waited, after);
+    long peak2, freed2;
+    spike(&peak2, &freed2);
+    int trimmed = malloc_trim(0);
+    long trim = rss_kib();
+    printf("rss_freed2_kib %ld\nrss_trim_kib %ld\n", freed2, trim);
+    check(trimmed == 1 && (trim - before) * 100 < (peak2 - before) * MAX_PCT, "large_trim",
+          "malloc_trim(0) = %d; rss before %ld, after the second spike's free %ld, after "
+          "malloc_trim %ld KiB", trimmed, before, freed2, trim);
     return probe_failed ? 1 : 0;
 }

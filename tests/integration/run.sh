@@ -288,15 +288,17 @@ case_idle_threads() {
     echo "    idle_threads: rss before $(val "$o" rss_before_kib) KiB, after the burst $(val "$o" rss_burst_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB"
 }
 
-# ---- 15. jemalloc's unused pages go back after a spike of large blocks, with small requests only
+# ---- 15. jemalloc's unused pages go back after a spike of large blocks, with small requests
+# only, and at once with malloc_trim
 case_large_decay() {
     local n=large_decay o=$TMP/large_decay.out rc
     pre "$o" env MALLOC_CONF=dirty_decay_ms:200 "$BIN/large_decay"; rc=$?
     if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
     [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
     grep -qx "OK large_decay" "$o" || { fail $n "no 'OK large_decay' line" "$o"; return; }
+    grep -qx "OK large_trim" "$o" || { fail $n "no 'OK large_trim' line" "$o"; return; }
     pass $n
-    echo "    large_decay: rss before $(val "$o" rss_before_kib) KiB, peak $(val "$o" rss_peak_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB"
+    echo "    large_decay: rss before $(val "$o" rss_before_kib) KiB, peak $(val "$o" rss_peak_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB; again freed $(val "$o" rss_freed2_kib) KiB, after malloc_trim $(val "$o" rss_trim_kib) KiB"
 }
 
 want python3    && case_python
