@@ -71,7 +71,7 @@ _Static_assert(PA_MAX_THREAD_CACHE * (PA_POOL_SIZE / PA_ALIGN) < 32767, "bin roo
 #define PA_LARGE_DECAY_EVENTS   64     /* a thread's malloc slow paths between two looks at the
                                           large path's decay... */
 #define PA_LARGE_DECAY_TICK_MS  50     /* ...which moves it at most this often */
-#define PA_LARGE_DECAY_ARM_BYTES ((size_t)4 << 20) /* ...once a thread has taken this much */
+#define PA_LARGE_DECAY_ARM_BYTES ((size_t)4 << 20) /* ...once this much has been taken */
 _Static_assert(PA_SPARE_PERIOD % PA_SPARE_DECAY_EVENTS == 0, "ticks line up");
 
 _Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");

@@ -7,17 +7,18 @@
 
 #include "internal.h"
 
-/* The decay's tick (below) costs a program nothing until one of its threads has taken
- * PA_LARGE_DECAY_ARM_BYTES from this path: a program with no large spike to give back keeps
- * jemalloc's bookkeeping small. Each thread counts its own up to there, without sharing a
- * line. */
-static __thread size_t pa_large_taken;
+/* The decay's tick (below) costs a program nothing until its threads have taken
+ * PA_LARGE_DECAY_ARM_BYTES from this path in all: a program with no large spike to give back
+ * keeps jemalloc's bookkeeping small. The count is shared only until then (a realloc counts
+ * its whole new size). */
+static _Atomic size_t pa_large_taken;
 static _Atomic bool pa_large_armed;
 
 static inline void note_taken(size_t size)
 {
-    if (pa_large_taken < PA_LARGE_DECAY_ARM_BYTES &&
-        (pa_large_taken += size) >= PA_LARGE_DECAY_ARM_BYTES)
+    if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
+        atomic_fetch_add_explicit(&pa_large_taken, size, memory_order_relaxed) + size >=
+            PA_LARGE_DECAY_ARM_BYTES)
         atomic_store_explicit(&pa_large_armed, true, memory_order_relaxed);
 }
 
@@ -30,10 +31,11 @@ void *pa_large_alloc(size_t size, size_t align, bool zero)
     int flags = zero ? MALLOCX_ZERO : 0;
     if (align > PA_ALIGN)
         flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
-    note_taken(size);
     void *p = mallocx(size ? size : 1, flags);
     if (p == NULL)
         errno = ENOMEM;
+    else
+        note_taken(size);
     return p;
 }
 
@@ -61,10 +63,11 @@ void *pa_large_realloc(void *ptr, size_t size)
         return NULL;
     }
     note_freed();
-    note_taken(size);
     void *p = rallocx(ptr, size ? size : 1, 0);
     if (p == NULL)
         errno = ENOMEM;
+    else
+        note_taken(size);
     return p;
 }
 
@@ -103,9 +106,35 @@ static uint64_t decay_window_ms(void)
     return w - 1;
 }
 
+/* Set from the first fork handler to run before a fork until the last after it (fork.c): in
+ * between, jemalloc holds its ctl lock, and a malloc from another library's fork handler must
+ * not reach mallctl. */
+static _Atomic bool pa_large_forking;
+
+/* Any call initialises jemalloc, which registers its fork handlers. nallocx is declared pure,
+ * so its result must be used for the call to stay; 0 says jemalloc could not start, and then
+ * every large request fails with ENOMEM, as it would have anyway. */
+static volatile size_t pa_large_min_usable;
+
+void pa_large_init(void)
+{
+    pa_large_min_usable = nallocx(1, 0);
+}
+
+void pa_large_fork_prepare(void)
+{
+    atomic_store_explicit(&pa_large_forking, true, memory_order_relaxed);
+}
+
+void pa_large_fork_done(void)
+{
+    atomic_store_explicit(&pa_large_forking, false, memory_order_relaxed);
+}
+
 void pa_large_decay_tick(void)
 {
-    if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed))
+    if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) ||
+        atomic_load_explicit(&pa_large_forking, memory_order_relaxed))
         return;
     uint64_t now = pa_os_now_ms(),
              last = atomic_load_explicit(&pa_large_ticked_ms, memory_order_relaxed);
@@ -179,6 +208,8 @@ static void count_classes(pa_large_snapshot *s, const char *nclasses, const char
  * dirty_decay_ms. Returns whether there were any such pages. */
 bool pa_large_trim(void)
 {
+    if (atomic_load_explicit(&pa_large_forking, memory_order_relaxed))
+        return false;
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
     uint64_t epoch = 1;
     size_t len = sizeof epoch;
