@@ -20,7 +20,7 @@ static pthread_mutex_t pa_arena_lock = PTHREAD_MUTEX_INITIALIZER;
  * it locked, for arena_unlock (see pa_single_threaded). */
 static inline bool arena_lock(void)
 {
-    if (pa_single_threaded())
+    if (pa_single_threaded() || pa_tls_in_fork)   /* held by this thread across a fork */
         return false;
     pthread_mutex_lock(&pa_arena_lock);
     return true;

@@ -207,11 +207,27 @@ static pa_heap *heap_new(void)
     return h;
 }
 
+/* pa_heaps_lock, unless the calling thread holds it across a fork: a malloc or free from a
+ * fork handler (fork.c). */
+static bool heaps_lock(void)
+{
+    if (pa_tls_in_fork)
+        return false;
+    pthread_mutex_lock(&pa_heaps_lock);
+    return true;
+}
+
+static void heaps_unlock(bool locked)
+{
+    if (locked)
+        pthread_mutex_unlock(&pa_heaps_lock);
+}
+
 /* First slow path of a thread: adopt an abandoned heap or make one. */
 static pa_heap *thread_start(void)
 {
     pa_init();
-    pthread_mutex_lock(&pa_heaps_lock);
+    bool locked = heaps_lock();
     pa_heap *h = pa_heaps_abandoned;
     if (h)
         pa_heaps_abandoned = h->next_abandoned;
@@ -219,7 +235,7 @@ static pa_heap *thread_start(void)
         h = heap_new();
     if (h)
         atomic_store_explicit(&h->state, PA_HEAP_LIVE, memory_order_release);
-    pthread_mutex_unlock(&pa_heaps_lock);
+    heaps_unlock(locked);
     if (h == NULL)
         return NULL;
     pa_tls_heap = h;
@@ -364,17 +380,17 @@ static void remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
     pa_heap *owner = pa_pool_owner(p);
     int st = atomic_load_explicit(&owner->state, memory_order_acquire);
     if (unlikely(st == PA_HEAP_ABANDONED)) {
-        pthread_mutex_lock(&pa_heaps_lock);
+        bool locked = heaps_lock();
         if (atomic_load_explicit(&owner->state, memory_order_relaxed) == PA_HEAP_ABANDONED) {
             owner->nremote += n;
             for (pa_block *b = first, *next; n--; b = next) {
                 next = pa_next(b);
                 pa_heap_free_local(owner, p, b);
             }
-            pthread_mutex_unlock(&pa_heaps_lock);
+            heaps_unlock(locked);
             return;
         }
-        pthread_mutex_unlock(&pa_heaps_lock);   /* adopted meanwhile: a plain remote free */
+        heaps_unlock(locked);   /* adopted meanwhile: a plain remote free */
     }
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), nw;
     do {

@@ -371,9 +371,7 @@ PA_HIDDEN void  *pa_large_realloc(void *ptr, size_t size);
 PA_HIDDEN size_t pa_large_usable(const void *ptr);
 PA_HIDDEN void   pa_large_decay_tick(void);   /* no lock held: it may re-enter malloc */
 PA_HIDDEN bool   pa_large_trim(void);         /* malloc_trim: true if pages went back */
-PA_HIDDEN void   pa_large_init(void);         /* before pa_fork_register */
-PA_HIDDEN void   pa_large_fork_prepare(void);
-PA_HIDDEN void   pa_large_fork_done(void);    /* in the parent and in the child */
+PA_HIDDEN void   pa_large_init(void);         /* right after pa_fork_register */
 #define PA_HIST_BUCKETS 48   /* bucket k: sizes in (2^(k-1), 2^k] */
 typedef struct pa_large_snapshot {
     size_t in_use, bytes, allocs, frees, mapped;
@@ -443,5 +441,7 @@ PA_HIDDEN void pa_fork_register(void);
 /* ---- init.c (preload/): process-wide start-up, once */
 PA_HIDDEN void pa_init(void);
 PA_HIDDEN extern __thread int pa_tls_in_init __attribute__((tls_model("initial-exec")));
+/* fork.c: the forking thread between our prepare and parent/child handlers */
+PA_HIDDEN extern __thread bool pa_tls_in_fork __attribute__((tls_model("initial-exec")));
 
 #endif

@@ -106,14 +106,10 @@ static uint64_t decay_window_ms(void)
     return w - 1;
 }
 
-/* Set from the first fork handler to run before a fork until the last after it (fork.c): in
- * between, jemalloc holds its ctl lock, and a malloc from another library's fork handler must
- * not reach mallctl. */
-static _Atomic bool pa_large_forking;
-
-/* Any call initialises jemalloc, which registers its fork handlers. nallocx is declared pure,
- * so its result must be used for the call to stay; 0 says jemalloc could not start, and then
- * every large request fails with ENOMEM, as it would have anyway. */
+/* Any call initialises jemalloc, which registers its fork handlers (right after ours: see
+ * fork.c). nallocx is declared pure, so its result must be used for the call to stay; 0 says
+ * jemalloc could not start, and then every large request fails with ENOMEM, as it would have
+ * anyway. */
 static volatile size_t pa_large_min_usable;
 
 void pa_large_init(void)
@@ -121,20 +117,10 @@ void pa_large_init(void)
     pa_large_min_usable = nallocx(1, 0);
 }
 
-void pa_large_fork_prepare(void)
-{
-    atomic_store_explicit(&pa_large_forking, true, memory_order_relaxed);
-}
-
-void pa_large_fork_done(void)
-{
-    atomic_store_explicit(&pa_large_forking, false, memory_order_relaxed);
-}
-
 void pa_large_decay_tick(void)
 {
     if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) ||
-        atomic_load_explicit(&pa_large_forking, memory_order_relaxed))
+        pa_tls_in_fork)   /* jemalloc's ctl lock may be held by this very thread (fork.c) */
         return;
     uint64_t now = pa_os_now_ms(),
              last = atomic_load_explicit(&pa_large_ticked_ms, memory_order_relaxed);
@@ -208,7 +194,7 @@ static void count_classes(pa_large_snapshot *s, const char *nclasses, const char
  * dirty_decay_ms. Returns whether there were any such pages. */
 bool pa_large_trim(void)
 {
-    if (atomic_load_explicit(&pa_large_forking, memory_order_relaxed))
+    if (pa_tls_in_fork)
         return false;
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
     uint64_t epoch = 1;

@@ -53,7 +53,7 @@ static void unlock_always(pa_heap *h)
 
 static bool spare_lock(pa_heap *h)
 {
-    if (pa_single_threaded())
+    if (pa_single_threaded() || pa_tls_in_fork)   /* held by this thread across a fork */
         return false;
     lock_always(h);
     return true;

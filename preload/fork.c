@@ -4,32 +4,38 @@
  * paths and malloc_trim take them in). */
 #include "internal.h"
 
+/* Set from the end of our prepare handler to the start of our parent or child handler, in the
+ * forking thread, which then holds every lock of the pools (and jemalloc's: its handlers are
+ * registered right after ours, pa_init). glibc lets fork handlers malloc, and the handlers of
+ * libraries registered before ours run in that window: with this flag the forking thread goes
+ * through the locks it holds itself (the other threads wait on them, so it is alone), and the
+ * large path's decay tick stays off (its mallctl would wait for jemalloc's ctl lock). */
+PA_HIDDEN __thread bool pa_tls_in_fork __attribute__((tls_model("initial-exec")));
+
 static void prepare(void)
 {
-    pa_large_fork_prepare();
     pa_heap_fork_prepare();
     pa_arena_fork_prepare();
+    pa_tls_in_fork = true;
 }
 
 static void parent(void)
 {
+    pa_tls_in_fork = false;
     pa_arena_fork_parent();
     pa_heap_fork_parent();
-    pa_large_fork_done();
 }
 
 static void child(void)
 {
+    pa_tls_in_fork = false;
     pa_arena_fork_child();
     pa_heap_fork_child();
-    pa_large_fork_done();
 }
 
-/* After jemalloc's (pa_init initialises it first), so that glibc runs this prepare handler
- * before jemalloc's and these parent and child handlers after jemalloc's: the pools' locks are
- * taken before jemalloc's and released after, and the large path knows a fork is under way
- * for as long as jemalloc's locks are held, whichever handlers of other libraries run in
- * between (pa_large_decay_tick). */
+/* Registered before jemalloc's (pa_init initialises jemalloc just after), so that glibc runs
+ * jemalloc's prepare handler just before ours and its parent and child handlers just after
+ * ours: no other library's handler runs between them. */
 void pa_fork_register(void)
 {
     if (pthread_atfork(prepare, parent, child) != 0)

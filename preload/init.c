@@ -20,8 +20,8 @@ void pa_init(void)
         pa_settings_read();
         if (pthread_key_create(&pa_heap_key, pa_heap_thread_exit) != 0)
             pa_os_fatal("cannot create the thread-exit key");
-        pa_large_init();
         pa_fork_register();
+        pa_large_init();
         if (pa_config.stats)
             pa_stats_setup();
         pa_check_init();      /* after pa_stats_setup: the mode depends on tracking */

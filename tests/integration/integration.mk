@@ -10,7 +10,7 @@ INTEG_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmis
                 -Wformat=2 -pthread
 INTEG_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -pthread
 INTEG_C_PROGS := xthread forkthreads burst arena_path api bad_input handover idle_threads \
-                 large_decay
+                 large_decay fork_handlers
 INTEG_BINS := $(INTEG_C_PROGS:%=$(INTEG_OUT)/%) $(INTEG_OUT)/cxx_new
 
 $(INTEG_OUT)/%: $(INTEG_SRC)/%.c $(INTEG_SRC)/probe.h
@@ -25,7 +25,11 @@ $(INTEG_OUT)/early_ctor.so: $(INTEG_SRC)/early_ctor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(INTEG_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
-INTEG_BINS += $(INTEG_OUT)/early_ctor.so
+$(INTEG_OUT)/fork_handlers.so: $(INTEG_SRC)/fork_handlers.c
+	@mkdir -p $(dir $@)
+	$(CC) $(INTEG_CFLAGS) -DHANDLERS -fPIC -shared -o $@ $<
+
+INTEG_BINS += $(INTEG_OUT)/early_ctor.so $(INTEG_OUT)/fork_handlers.so
 
 integration-progs: $(INTEG_BINS)
 

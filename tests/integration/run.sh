@@ -302,6 +302,27 @@ case_large_decay() {
     echo "    large_decay: rss before $(val "$o" rss_before_kib) KiB, peak $(val "$o" rss_peak_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB; again freed $(val "$o" rss_freed2_kib) KiB, after malloc_trim $(val "$o" rss_trim_kib) KiB"
 }
 
+# ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the
+# handlers were registered in: the handlers' library preloaded before and after ours
+case_fork_handlers() {
+    local n=fork_handlers o=$TMP/fork_handlers.out rc order w th f
+    for order in "$BIN/fork_handlers.so:$LIB" "$LIB:$BIN/fork_handlers.so"; do
+        for w in prepare parent child; do
+            for th in single threaded; do
+                for f in warm fresh; do
+                    { $T env LD_PRELOAD="$order" FORK_HANDLER_CHURN=$w "$BIN/fork_handlers" $th $f \
+                        >"$o" 2>&1; } 2>/dev/null; rc=$?
+                    if [ $rc -ne 0 ] || ! grep -qx "fork_handlers ok" "$o"; then
+                        fail $n "LD_PRELOAD=$order, mallocs in the $w handler, $th, $f: $(status_text $rc)" "$o"
+                        return
+                    fi
+                done
+            done
+        done
+    done
+    pass $n
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -317,5 +338,6 @@ want early_ctor && case_early
 want handover   && case_handover
 want idle_threads && case_idle_threads
 want large_decay && case_large_decay
+want fork_handlers && case_fork_handlers
 
 finish
