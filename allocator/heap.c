@@ -202,6 +202,10 @@ static pa_heap *heap_new(void)
     for (size_t c = 0; c < PA_NCLASSES; c++)
         h->cur[c] = &pa_empty_pool;
     pa_cache_init(h);
+    /* made by the forking thread inside a fork window (a fork handler's first small request):
+     * its spare list is held, as pa_spare_fork_prepare left every other heap's, until the
+     * parent or child handler releases them all; another thread's malloc_trim must wait */
+    atomic_store_explicit(&h->spare_lock, pa_tls_in_fork, memory_order_relaxed);
     h->next_all = pa_heaps_all;
     __atomic_store_n(&pa_heaps_all, h, __ATOMIC_RELEASE);
     return h;

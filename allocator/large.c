@@ -106,8 +106,8 @@ static uint64_t decay_window_ms(void)
     return w - 1;
 }
 
-/* Any call initialises jemalloc, which registers its fork handlers (right after ours: see
- * fork.c). nallocx is declared pure, so its result must be used for the call to stay; 0 says
+/* Any call initialises jemalloc, which registers its fork handlers (right after ours, unless a
+ * large request came first: see fork.c). nallocx is declared pure, so its result must be used for the call to stay; 0 says
  * jemalloc could not start, and then every large request fails with ENOMEM, as it would have
  * anyway. */
 static volatile size_t pa_large_min_usable;
@@ -205,9 +205,14 @@ bool pa_large_trim(void)
     return unused > 0;
 }
 
-/* Bytes the program holds on the large path and bytes jemalloc has mapped, fresh. */
+/* Bytes the program holds on the large path and bytes jemalloc has mapped, fresh; 0 in the
+ * forking thread during a fork (mallinfo from a fork handler), when jemalloc's ctl lock may be
+ * held. */
 void pa_large_totals(size_t *allocated, size_t *mapped)
 {
+    *allocated = *mapped = 0;
+    if (pa_tls_in_fork)
+        return;
     uint64_t epoch = 1;
     size_t len = sizeof epoch;
     mallctl("epoch", &epoch, &len, &epoch, len);
@@ -218,6 +223,8 @@ void pa_large_totals(size_t *allocated, size_t *mapped)
 void pa_large_snapshot_take(pa_large_snapshot *s)
 {
     memset(s, 0, sizeof *s);
+    if (pa_tls_in_fork)   /* as in pa_large_totals */
+        return;
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
     pa_large_totals(&s->bytes, &s->mapped);
     count_classes(s, "arenas.nbins", "arenas.bin.0.size", "stats.arenas.0.bins.0.curregs");

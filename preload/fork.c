@@ -33,9 +33,11 @@ static void child(void)
     pa_heap_fork_child();
 }
 
-/* Registered before jemalloc's (pa_init initialises jemalloc just after), so that glibc runs
- * jemalloc's prepare handler just before ours and its parent and child handlers just after
- * ours: no other library's handler runs between them. */
+/* Registered just before jemalloc's when the process's first request is small (pa_init
+ * initialises jemalloc right after), so that glibc runs jemalloc's prepare handler just before
+ * ours and its parent and child handlers just after ours, with no other library's handler in
+ * between. When a large request came first, jemalloc's were registered earlier: handlers
+ * registered in between then run inside our window but outside jemalloc's, which is safe. */
 void pa_fork_register(void)
 {
     if (pthread_atfork(prepare, parent, child) != 0)

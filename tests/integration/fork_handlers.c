@@ -3,13 +3,16 @@
  * small blocks (FORK_HANDLER_CHURN=prepare|parent|child says which), preloaded before and
  * after libpyarena.so; and as the program, which first takes and frees 8 MiB of large blocks
  * (so that the large path's decay tick is armed and due: it calls into jemalloc, whose own
- * fork handlers hold its locks), then forks. The churn's blocks of 512 bytes overflow the
+ * fork handlers hold its locks), then forks. The churn's 40 blocks of 512 bytes overflow the
  * thread cache, so the handlers take malloc's slow path hundreds of times. Arguments:
  * "threaded": another thread allocates meanwhile, so that the pools' locks are real ones;
  * "fresh": the main thread makes no small request before the fork, so its first one (which
- * sets up its heap) comes from a handler. A hang is the failure (run.sh's timeout); prints
- * "fork_handlers ok". */
+ * sets up its heap) comes from a handler; "trim" (alone): 30 forks, each from a new thread,
+ * while another thread calls malloc_trim during the handlers' churn. A hang, an abort or a
+ * corrupted block is the failure (run.sh's timeout); prints "fork_handlers ok". */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,21 +20,40 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* rounds of n blocks of 512 bytes, filled, checked and freed; go (if not NULL) is set after
+ * round 20. Returns 0 if a block came back changed. */
+static int churn_512(int n, int rounds, int *go)
+{
+    unsigned char *b[64];
+    int ok = 1;
+    for (int r = 0; r < rounds; r++) {
+        if (go != NULL && r == 20)
+            __atomic_store_n(go, 1, __ATOMIC_RELEASE);
+        for (int i = 0; i < n; i++) {
+            if ((b[i] = malloc(512)) == NULL)
+                abort();
+            memset(b[i], i + 1, 512);
+        }
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < 512; k++)
+                ok = ok && b[i][k] == i + 1;
+            free(b[i]);
+        }
+    }
+    return ok;
+}
+
 #ifdef HANDLERS
+
+int fork_handlers_go;   /* set once a churn is under way: the program's "trim" mode waits for it */
 
 static void churn(const char *where)
 {
     const char *which = getenv("FORK_HANDLER_CHURN");
     if (which == NULL || strcmp(which, where) != 0)
         return;
-    void *b[9];
-    for (int r = 0; r < 200; r++) {
-        for (int i = 0; i < 9; i++)
-            if ((b[i] = malloc(512)) == NULL)
-                abort();
-        for (int i = 0; i < 9; i++)
-            free(b[i]);
-    }
+    if (!churn_512(40, 200, &fork_handlers_go))
+        abort();
 }
 
 static void prepare(void) { churn("prepare"); }
@@ -62,9 +84,68 @@ static void *busy(void *arg)
     return NULL;
 }
 
+/* "trim" mode: a thread that only calls malloc_trim (its own heap never starts), each time a
+ * handler's churn is under way, so that it walks the spare lists while the forking thread,
+ * whose first small request came from the handler, works on its new heap's. */
+static void *trimmer(void *arg)
+{
+    int *go = dlsym(RTLD_DEFAULT, "fork_handlers_go");
+    (void)arg;
+    while (!stop) {
+        if (go == NULL || !__atomic_exchange_n(go, 0, __ATOMIC_ACQ_REL))
+            continue;
+        malloc_trim(0);
+    }
+    return NULL;
+}
+
+static _Atomic int forked;   /* 0: not yet; 1: done; 2: failed */
+
+/* Forks as a new thread's first small request would (from the handler), then keeps its heap
+ * live and checks that its pools still hand out sound blocks. */
+static void *fork_fresh(void *arg)
+{
+    (void)arg;
+    pid_t pid = fork();
+    int st, ok = pid >= 0;
+    if (pid == 0)
+        _exit(0);
+    ok = ok && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    ok = ok && churn_512(64, 100, NULL);
+    forked = ok ? 1 : 2;
+    for (;;)
+        pause();
+}
+
+static int trim_mode(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, trimmer, NULL) != 0)
+        return 2;
+    for (int f = 0; f < 30; f++) {
+        pthread_t ft;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        forked = 0;
+        if (pthread_create(&ft, &a, fork_fresh, NULL) != 0)
+            return 2;
+        while (forked == 0)
+            usleep(100);
+        if (forked != 1)
+            return 3;
+    }
+    stop = 1;
+    pthread_join(t, NULL);
+    printf("fork_handlers ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     pthread_t t;
+    if (argc > 1 && strcmp(argv[1], "trim") == 0)
+        return trim_mode();
     int threaded = argc > 1 && strcmp(argv[1], "threaded") == 0,
         fresh = argc > 2 && strcmp(argv[2], "fresh") == 0;
     if (threaded && pthread_create(&t, NULL, busy, NULL) != 0)

@@ -303,7 +303,8 @@ case_large_decay() {
 }
 
 # ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the
-# handlers were registered in: the handlers' library preloaded before and after ours
+# handlers were registered in: the handlers' library preloaded before and after ours; then
+# forks from new threads while another thread calls malloc_trim
 case_fork_handlers() {
     local n=fork_handlers o=$TMP/fork_handlers.out rc order w th f
     for order in "$BIN/fork_handlers.so:$LIB" "$LIB:$BIN/fork_handlers.so"; do
@@ -318,6 +319,12 @@ case_fork_handlers() {
                     fi
                 done
             done
+            { $T env LD_PRELOAD="$order" FORK_HANDLER_CHURN=$w "$BIN/fork_handlers" trim \
+                >"$o" 2>&1; } 2>/dev/null; rc=$?
+            if [ $rc -ne 0 ] || ! grep -qx "fork_handlers ok" "$o"; then
+                fail $n "LD_PRELOAD=$order, mallocs in the $w handler, malloc_trim meanwhile: $(status_text $rc)" "$o"
+                return
+            fi
         done
     done
     pass $n
