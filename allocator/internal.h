@@ -357,6 +357,7 @@ PA_HIDDEN void      pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *a
 PA_HIDDEN void *pa_os_reserve(size_t size, size_t align);
 PA_HIDDEN int   pa_os_purge(void *addr, size_t size);
 PA_HIDDEN uint64_t pa_os_now_ms(void);
+PA_HIDDEN bool     pa_os_once_per(_Atomic uint64_t *last_ms, uint64_t period_ms);
 PA_HIDDEN int   pa_os_write(int fd, const char *s, size_t n);
 PA_HIDDEN void  pa_os_fail_next_maps(int n);   /* fault injection for tests */
 PA_HIDDEN size_t pa_os_fmt_dec(char *buf, uint64_t v);

@@ -107,9 +107,9 @@ static uint64_t decay_window_ms(void)
 }
 
 /* Any call initialises jemalloc, which registers its fork handlers (right after ours, unless a
- * large request came first: see fork.c). nallocx is declared pure, so its result must be used for the call to stay; 0 says
- * jemalloc could not start, and then every large request fails with ENOMEM, as it would have
- * anyway. */
+ * large request came first: see fork.c). nallocx is declared pure, so its result must be used
+ * for the call to stay; 0 says jemalloc could not start, and then every large request fails
+ * with ENOMEM, as it would have anyway. */
 static volatile size_t pa_large_min_usable;
 
 void pa_large_init(void)
@@ -122,13 +122,10 @@ void pa_large_decay_tick(void)
     if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) ||
         pa_tls_in_fork)   /* jemalloc's ctl lock may be held by this very thread (fork.c) */
         return;
-    uint64_t now = pa_os_now_ms(),
-             last = atomic_load_explicit(&pa_large_ticked_ms, memory_order_relaxed);
-    if (now < last + PA_LARGE_DECAY_TICK_MS ||
-        !atomic_compare_exchange_strong_explicit(&pa_large_ticked_ms, &last, now,
-                                                 memory_order_relaxed, memory_order_relaxed))
+    if (!pa_os_once_per(&pa_large_ticked_ms, PA_LARGE_DECAY_TICK_MS))
         return;
-    uint64_t until = atomic_load_explicit(&pa_large_decay_until_ms, memory_order_relaxed);
+    uint64_t now = pa_os_now_ms(),
+             until = atomic_load_explicit(&pa_large_decay_until_ms, memory_order_relaxed);
     if (atomic_load_explicit(&pa_large_freed, memory_order_relaxed)) {
         atomic_store_explicit(&pa_large_freed, false, memory_order_relaxed);
         until = now + decay_window_ms() + PA_LARGE_DECAY_TICK_MS;
@@ -155,6 +152,14 @@ static uint64_t ctl_u64(const char *name)
     uint64_t v = 0;
     size_t len = sizeof v;
     return mallctl(name, &v, &len, NULL, 0) == 0 ? v : 0;
+}
+
+/* jemalloc's statistics are cached until the epoch advances. */
+static void ctl_refresh(void)
+{
+    uint64_t epoch = 1;
+    size_t len = sizeof epoch;
+    mallctl("epoch", &epoch, &len, &epoch, len);
 }
 
 static unsigned bucket_of(size_t size)
@@ -197,9 +202,7 @@ bool pa_large_trim(void)
     if (pa_tls_in_fork)
         return false;
     mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-    uint64_t epoch = 1;
-    size_t len = sizeof epoch;
-    mallctl("epoch", &epoch, &len, &epoch, len);
+    ctl_refresh();
     size_t unused = ctl_size("stats.arenas.4096.pdirty") + ctl_size("stats.arenas.4096.pmuzzy");
     mallctl("arena.4096.purge", NULL, NULL, NULL, 0);
     return unused > 0;
@@ -213,9 +216,7 @@ void pa_large_totals(size_t *allocated, size_t *mapped)
     *allocated = *mapped = 0;
     if (pa_tls_in_fork)
         return;
-    uint64_t epoch = 1;
-    size_t len = sizeof epoch;
-    mallctl("epoch", &epoch, &len, &epoch, len);
+    ctl_refresh();
     *allocated = ctl_size("stats.allocated");
     *mapped = ctl_size("stats.mapped");
 }

@@ -61,6 +61,17 @@ uint64_t pa_os_now_ms(void)
     return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
 }
 
+/* Whether the caller is the first to find period_ms gone by since *last_ms, process-wide, in
+ * which case *last_ms becomes now; false also when another thread stored a later clock than
+ * this one read (never `now - last`, which that would make huge). */
+bool pa_os_once_per(_Atomic uint64_t *last_ms, uint64_t period_ms)
+{
+    uint64_t now = pa_os_now_ms(), last = atomic_load_explicit(last_ms, memory_order_relaxed);
+    return now >= last + period_ms &&
+           atomic_compare_exchange_strong_explicit(last_ms, &last, now, memory_order_relaxed,
+                                                   memory_order_relaxed);
+}
+
 /* Writes all of s; returns 0, or the errno of the failed write (errno itself is kept). */
 int pa_os_write(int fd, const char *s, size_t n)
 {

@@ -121,15 +121,8 @@ void pa_spare_sweep(pa_heap *self)
  * has no other heap with spares (a thread's exit gives its list back). */
 static void spare_sweep_due(pa_heap *self)
 {
-    if (pa_single_threaded())
-        return;
-    uint64_t now = pa_os_now_ms(), last = atomic_load_explicit(&pa_spare_swept_ms,
-                                                               memory_order_relaxed);
-    if (now < last + pa_config.decay_ms ||   /* also when another sweep read a later clock */
-        !atomic_compare_exchange_strong_explicit(&pa_spare_swept_ms, &last, now,
-                                                 memory_order_relaxed, memory_order_relaxed))
-        return;
-    pa_spare_sweep(self);
+    if (!pa_single_threaded() && pa_os_once_per(&pa_spare_swept_ms, pa_config.decay_ms))
+        pa_spare_sweep(self);
 }
 
 /* Every PA_SPARE_DECAY_EVENTS events: the arenas' decay gets its look at the clock, which their

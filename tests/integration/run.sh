@@ -305,26 +305,28 @@ case_large_decay() {
 # ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the
 # handlers were registered in: the handlers' library preloaded before and after ours; then
 # forks from new threads while another thread calls malloc_trim
+# fork_handlers_ok ORDER HANDLER ARGS...: one run; prints why and returns 1 if it failed
+fork_handlers_ok() {
+    local order=$1 w=$2 o=$TMP/fork_handlers.out rc; shift 2
+    { $T env LD_PRELOAD="$order" FORK_HANDLER_CHURN=$w "$BIN/fork_handlers" "$@" >"$o" 2>&1; } 2>/dev/null
+    rc=$?
+    [ $rc -eq 0 ] && grep -qx "fork_handlers ok" "$o" && return 0
+    echo "LD_PRELOAD=$order, mallocs in the $w handler, $*: $(status_text $rc)"
+    return 1
+}
+
 case_fork_handlers() {
-    local n=fork_handlers o=$TMP/fork_handlers.out rc order w th f
+    local n=fork_handlers order w th f why
     for order in "$BIN/fork_handlers.so:$LIB" "$LIB:$BIN/fork_handlers.so"; do
         for w in prepare parent child; do
             for th in single threaded; do
                 for f in warm fresh; do
-                    { $T env LD_PRELOAD="$order" FORK_HANDLER_CHURN=$w "$BIN/fork_handlers" $th $f \
-                        >"$o" 2>&1; } 2>/dev/null; rc=$?
-                    if [ $rc -ne 0 ] || ! grep -qx "fork_handlers ok" "$o"; then
-                        fail $n "LD_PRELOAD=$order, mallocs in the $w handler, $th, $f: $(status_text $rc)" "$o"
-                        return
-                    fi
+                    why=$(fork_handlers_ok "$order" $w $th $f) ||
+                        { fail $n "$why" "$TMP/fork_handlers.out"; return; }
                 done
             done
-            { $T env LD_PRELOAD="$order" FORK_HANDLER_CHURN=$w "$BIN/fork_handlers" trim \
-                >"$o" 2>&1; } 2>/dev/null; rc=$?
-            if [ $rc -ne 0 ] || ! grep -qx "fork_handlers ok" "$o"; then
-                fail $n "LD_PRELOAD=$order, mallocs in the $w handler, malloc_trim meanwhile: $(status_text $rc)" "$o"
-                return
-            fi
+            why=$(fork_handlers_ok "$order" $w trim) ||   # malloc_trim meanwhile
+                { fail $n "$why" "$TMP/fork_handlers.out"; return; }
         done
     done
     pass $n
