@@ -280,7 +280,7 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
             if (h->cur[cls] != &pa_empty_pool)
                 continue;
         }
-        p = pa_spare_take(h);
+        p = pa_spare_take(h, cls);
         /* a spare of the class is as pa_pool_init would leave it (see pa_spare_put) */
         bool ready = p != NULL && pa_meta(p)->cls == cls;
         if (ready && fill) {

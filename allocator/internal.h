@@ -254,7 +254,8 @@ typedef struct pa_heap {
     pa_remote_batch    remote[PA_NCLASSES]; /* this thread's frees into other heaps, by class;
                                                touched only by the thread (LIVE heaps only) */
     _Atomic int        spare_lock;        /* 1 while a thread works on the list (spare.c) */
-    pa_pool           *spare, *spare_oldest; /* empty pools kept for the next ones (spare.c) */
+    pa_pool           *spare, *spare_top; /* empty pools kept for the next ones, lowest
+                                             first (spare.c) */
     uint32_t           nspare;            /* on that list: at most PYARENA_SPARE_POOLS */
     uint32_t           spare_low;         /* the fewest on it since the last period's end */
     uint32_t           spare_events;      /* puts and takes in this period */
@@ -308,7 +309,7 @@ PA_HIDDEN extern pthread_key_t pa_heap_key;
 
 /* ---- spare.c (the owner, and malloc_trim from any thread, under the heap's spare_lock) */
 PA_HIDDEN void     pa_spare_put(pa_heap *h, pa_pool *p);
-PA_HIDDEN pa_pool *pa_spare_take(pa_heap *h);
+PA_HIDDEN pa_pool *pa_spare_take(pa_heap *h, size_t cls);
 PA_HIDDEN void     pa_spare_flush(pa_heap *h);
 PA_HIDDEN void     pa_spare_flush_all(void);     /* every live heap's: malloc_trim */
 PA_HIDDEN void     pa_spare_sweep(pa_heap *self); /* idle heaps' (tests call it directly) */

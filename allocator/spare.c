@@ -11,11 +11,24 @@
  * carved or freed in, no carving), for another class it is carved anew (pa_pool_init). The
  * stats count spare pools as pools of their class with every block free.
  *
- * How many a heap keeps: PYARENA_SPARE_POOLS at most, the oldest going back first when
- * more come; and, like jemalloc's tcache GC, every PA_SPARE_PERIOD spare events the pools
- * that stayed on the list the whole period (its low-water mark) go back, so that a thread
- * which stops needing them gives them back to its arenas (whose decay returns the pages to
- * the OS) as long as it keeps taking and emptying pools. All of them go back at thread exit
+ * The list is kept in address order as far as that is free: a pool above the top one goes on
+ * top, any other at the bottom, so that pools emptied in either direction line up from the
+ * lowest. A take is from the bottom: a batch of blocks freed and allocated again then comes
+ * back at rising addresses whatever the order of its frees, which is what hardware prefetchers
+ * follow best (the fills relink the 8-block pools forward, cache.c). Only when the top pool is
+ * of the class wanted and its list runs backward, from its last block down (first-in first-out
+ * frees of a pool of more than 8 blocks, handed out as they lie), is the top taken: the batch
+ * then comes back falling, pool after pool, rather than each pool backward in a rising
+ * sequence, which costs more than either (fifo/256: +3.6 %). Taking the newest instead, as
+ * before, gave rounds of first-in first-out frees that alternated rising and falling, and the
+ * falling ones of 512-byte blocks cost 10-12 % more.
+ *
+ * How many a heap keeps: PYARENA_SPARE_POOLS at most, the top ones going back first when
+ * more come; and, like jemalloc's tcache GC, every PA_SPARE_PERIOD spare events as many pools
+ * as stayed on the list the whole period (its low-water mark) go back, from the top, which
+ * the takes reach last, so that a thread which stops needing them gives them back to its
+ * arenas (whose decay returns the pages to the OS) as long as it keeps taking and emptying
+ * pools. All of them go back at thread exit
  * and when any thread calls malloc_trim, which empties every heap's list.
  *
  * A thread that stops allocating has no events to run that period: its spares go back once
@@ -34,7 +47,9 @@
  * lock; a sweep, which runs under its own heap's spare_lock, only tries the others' (a heap
  * whose lock is held is not idle).
  *
- *   h->spare (newest) <-> ... <-> h->spare_oldest     linked by the pools' next/prev */
+ *   h->spare (bottom) <-> ... <-> h->spare_top     linked by the pools' next/prev; rising
+ *                                                  addresses, but for the pools put at the
+ *                                                  bottom out of order */
 #include <sched.h>
 
 #include "alloc.h"
@@ -75,15 +90,15 @@ static void spare_unlink(pa_heap *h, pa_pool *p)
     if (p->next)
         p->next->prev = p->prev;
     else
-        h->spare_oldest = p->prev;
+        h->spare_top = p->prev;
     if (h->spare_low > --h->nspare)
         h->spare_low = h->nspare;
 }
 
-static void spare_release_oldest(pa_heap *h, uint32_t n)
+static void spare_release_top(pa_heap *h, uint32_t n)
 {
-    while (n-- && h->spare_oldest) {
-        pa_pool *p = h->spare_oldest;
+    while (n-- && h->spare_top) {
+        pa_pool *p = h->spare_top;
         spare_unlink(h, p);
         pa_arena_pool_put(p);
     }
@@ -109,9 +124,9 @@ void pa_spare_sweep(pa_heap *self)
             if (atomic_exchange_explicit(&h->spare_lock, 1, memory_order_acquire))
                 break;   /* its owner (or a trim) is at work on it */
             more = atomic_load_explicit(&h->spare_idle, memory_order_relaxed) &&
-                   h->spare_oldest != NULL;
+                   h->spare_top != NULL;
             if (more)
-                spare_release_oldest(h, 1);
+                spare_release_top(h, 1);
             unlock_always(h);
         }
     }
@@ -136,7 +151,7 @@ static __attribute__((noinline)) void spare_tick_due(pa_heap *h)
     if (h->spare_events < PA_SPARE_PERIOD)
         return;
     h->spare_events = 0;
-    spare_release_oldest(h, h->spare_low);
+    spare_release_top(h, h->spare_low);
     h->spare_low = h->nspare;
 }
 
@@ -162,27 +177,46 @@ void pa_spare_put(pa_heap *h, pa_pool *p)
     bool locked = spare_lock(h);
     h->spare_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
     p->counts = 0;   /* left was 0 already */
-    p->prev = NULL;
-    p->next = h->spare;
-    if (p->next)
-        p->next->prev = p;
-    else
-        h->spare_oldest = p;
-    h->spare = p;
+    pa_pool *top = h->spare_top;
+    if (top != NULL && (uintptr_t)p > (uintptr_t)top) {
+        p->next = NULL;
+        p->prev = top;
+        top->next = p;
+        h->spare_top = p;
+    } else {
+        p->prev = NULL;
+        p->next = h->spare;
+        if (p->next)
+            p->next->prev = p;
+        else
+            h->spare_top = p;
+        h->spare = p;
+    }
     if (++h->nspare > pa_config.spare_pools)
-        spare_release_oldest(h, 1);
+        spare_release_top(h, 1);
     spare_tick(h);
     spare_unlock(h, locked);
 }
 
-/* The newest spare pool (the caller inits it if its class is not the one wanted); NULL if
- * there is none. */
-pa_pool *pa_spare_take(pa_heap *h)
+/* Is p a spare of class cls whose list runs backward from its last block, as first-in
+ * first-out frees leave it, and which a fill hands out as it lies? */
+static bool list_backward(const pa_pool *p, size_t cls)
+{
+    size_t size = pa_class_size(cls), cap = PA_POOL_SIZE / size;
+    return pa_meta(p)->cls == cls && cap > PA_RELINK_CAP &&
+           p->free == (pa_block *)((char *)pa_pool_page(p) + (cap - 1) * size);
+}
+
+/* A spare pool for class cls, the bottom one unless the top one continues a falling sequence
+ * (see above); the caller inits it if its class is not cls. NULL if there is none. */
+pa_pool *pa_spare_take(pa_heap *h, size_t cls)
 {
     if (__atomic_load_n(&h->spare, __ATOMIC_RELAXED) == NULL)   /* a trim only empties it */
         return NULL;
     bool locked = spare_lock(h);
-    pa_pool *p = h->spare;
+    pa_pool *p = h->spare, *top = h->spare_top;
+    if (top != p && list_backward(top, cls))
+        p = top;
     if (p) {
         spare_unlink(h, p);
         spare_tick(h);
@@ -200,7 +234,7 @@ void pa_spare_flush(pa_heap *h)
     spare_unlock(h, locked);
     while (n-- > 0) {   /* one pool per hold of the lock: a trim may flush a busy list */
         locked = spare_lock(h);
-        spare_release_oldest(h, 1);
+        spare_release_top(h, 1);
         spare_unlock(h, locked);
     }
 }

@@ -177,6 +177,34 @@ Test(cache, a_wholly_free_pool_is_handed_out_in_address_order)
     check_heap();
 }
 
+/* Freed first in, first out, a pool's list runs backward from its last block. A pool of 8
+ * blocks (512 bytes) is relinked forward for the bin (bigger ones are handed out as they lie,
+ * and spare.c takes them from the top down). */
+Test(cache, a_pool_of_eight_freed_in_order_is_handed_out_forward)
+{
+    enum { BIG = 512, PER = 4096 / BIG, N = 4 * PER };
+    size_t cls = pa_class_of(BIG);
+    void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = pa_malloc(BIG);
+    for (int i = 0; i < N; i++)
+        pa_free(v[i]);   /* the first pool's fill the bin, the others go spare */
+    pa_heap *h = pa_tls_heap;
+    int k = 0;   /* empty the bin, and the ring's last pool */
+    while (k < N && (h->bin[cls] != NULL || h->cur[cls]->free != NULL))
+        v[k++] = pa_malloc(BIG);
+    pa_pool *q = h->spare;
+    char *page = pa_pool_page(q);
+    cr_assert(pa_meta(q)->cls == cls && q->free == (pa_block *)(page + (PER - 1) * BIG),
+              "no spare of the class with a backward list to test with");
+    for (int i = 0; i < PER; i++)
+        cr_assert_eq(v[k + i] = pa_malloc(BIG), page + i * BIG, "block %d out of order", i);
+    check_heap();
+    for (int i = 0; i < k + PER; i++)
+        pa_free(v[i]);
+    check_heap();
+}
+
 /* A pool with a few blocks free (under a quarter of it) hands them out lowest first too. */
 Test(cache, a_pool_with_few_free_blocks_hands_them_out_in_address_order)
 {

@@ -1,6 +1,7 @@
 /* test_spare.c — spare pools (spare.c): a pool that goes empty stays with its heap, off its
  * ring, and is taken again for the next pool of any class, before the arenas; past
- * PYARENA_SPARE_POOLS the oldest go back, so do those a whole period left untouched, and all of
+ * PYARENA_SPARE_POOLS the top ones go back; they are taken lowest first (or from the top down
+ * when their lists run backward), so do those a whole period left untouched, and all of
  * them at malloc_trim, an idle thread's too, as do an idle thread's after a decay time; the stats keep their allocation counts; a double free into one is
  * caught. Without a thread cache, so that every free reaches its pool at once. */
 #include <pthread.h>
@@ -98,22 +99,83 @@ Test(spare, a_spare_pool_serves_another_class)
     free_pool(b, 1);
 }
 
-Test(spare, past_the_cap_the_oldest_go_back)
+static int by_address(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t)*(void *const *)x, b = (uintptr_t)*(void *const *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Fills n pools of 64-byte blocks and puts their first blocks in p[], lowest first. */
+static void fill_sorted(void **b, int n, void **p)
+{
+    fill_pools(b, n);
+    for (int k = 0; k < n; k++)
+        p[k] = b[k * CAP64];
+    qsort(p, (size_t)n, sizeof *p, by_address);
+}
+
+/* The blocks of the pool of first block f (from b[]), last handed out first: its list then
+ * runs forward. */
+static void free_pool_reversed(void *f)
+{
+    for (int i = CAP64 - 1; i >= 0; i--)
+        pa_free((char *)f + i * 64);
+}
+
+Test(spare, past_the_cap_the_top_ones_go_back)
 {
     pa_config.spare_pools = 2;
-    void *b[5 * CAP64];
-    fill_pools(b, 5);
-    for (int k = 0; k < 4; k++)
-        free_pool(b, k);
+    void *b[5 * CAP64], *p[5];
+    fill_sorted(b, 5, p);
+    for (int k = 3; k >= 0; k--)   /* falling: each goes to the bottom */
+        free_pool_reversed(p[k]);
     pa_heap *h = pa_tls_heap;
     cr_assert_eq(h->nspare, 2);
-    cr_assert_eq(pa_pool_of(b[0])->state, PA_POOL_FREE, "the oldest spare stayed");
-    cr_assert_eq(pa_pool_of(b[CAP64])->state, PA_POOL_FREE);
-    cr_assert(on_spare_list(h, pa_pool_of(b[2 * CAP64])));
-    cr_assert(on_spare_list(h, pa_pool_of(b[3 * CAP64])));
-    cr_assert_eq(h->spare, pa_pool_of(b[3 * CAP64]), "the newest is taken first");
+    cr_assert_eq(pa_pool_of(p[3])->state, PA_POOL_FREE, "the top spare stayed");
+    cr_assert_eq(pa_pool_of(p[2])->state, PA_POOL_FREE);
+    cr_assert(on_spare_list(h, pa_pool_of(p[0])));
+    cr_assert(on_spare_list(h, pa_pool_of(p[1])));
+    cr_assert_eq(h->spare, pa_pool_of(p[0]), "the lowest is taken first");
     check_heap();
-    free_pool(b, 4);
+    free_pool_reversed(p[4]);
+}
+
+/* Pools emptied in rising or in falling order are taken again lowest first, so that a batch
+ * freed in either order comes back at rising addresses. */
+static void taken_rising(bool falling)
+{
+    void *b[5 * CAP64], *p[5], *c[4 * CAP64];
+    fill_sorted(b, 5, p);   /* p[4] stays live: the ring's head is full */
+    for (int k = 0; k < 4; k++)
+        free_pool_reversed(p[falling ? 3 - k : k]);
+    cr_assert_eq(pa_tls_heap->nspare, 4);
+    for (int i = 0; i < 4 * CAP64; i++)
+        c[i] = pa_malloc(64);
+    for (int k = 0; k < 4; k++)
+        cr_assert_eq(page_of(c[k * CAP64]), page_of(p[k]), "pool %d out of order", k);
+    for (int i = 0; i < 4 * CAP64; i++)
+        cr_assert_eq(c[i], (char *)c[i / CAP64 * CAP64] + i % CAP64 * 64, "block %d", i);
+    check_heap();
+}
+
+Test(spare, pools_emptied_rising_are_taken_rising) { taken_rising(false); }
+Test(spare, pools_emptied_falling_are_taken_rising) { taken_rising(true); }
+
+/* Freed first in, first out, a pool of 64 blocks has its list backward (the fill hands it out
+ * as it lies: cache.c): such pools are taken from the top down, so that the batch comes back
+ * falling throughout rather than each pool backward in a rising sequence. */
+Test(spare, pools_with_backward_lists_are_taken_falling)
+{
+    void *b[5 * CAP64], *p[5], *c[4 * CAP64];
+    fill_sorted(b, 5, p);
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < CAP64; i++)
+            pa_free((char *)p[k] + i * 64);
+    for (int i = 0; i < 4 * CAP64; i++)
+        c[i] = pa_malloc(64);
+    for (int i = 0; i < 4 * CAP64; i++)
+        cr_assert_eq(c[i], (char *)p[3 - i / CAP64] + (CAP64 - 1 - i % CAP64) * 64, "block %d", i);
+    check_heap();
 }
 
 /* 17 blocks of 256 bytes: the class's pinned pool holds 16, the 17th takes a pool, which goes
@@ -137,15 +199,17 @@ Test(spare, spares_left_untouched_for_a_period_go_back)
         free_pool(b, k);
     pa_heap *h = pa_tls_heap;
     cr_assert_eq(h->nspare, 3);
-    /* Every trip takes the newest spare and gives it back: two events on the list, none for
-     * the three below it. */
+    /* Every trip takes the bottom spare and gives it back: two events on the list, none for
+     * the other two. */
+    pa_pool *used = h->spare;
     for (int round = 0; round < 2 * PA_SPARE_PERIOD / 2; round++)
         trip_of_256();
-    for (int k = 0; k < 2; k++)
-        cr_assert_eq(pa_pool_of(b[k * CAP64])->state, PA_POOL_FREE,
-                     "spare pool %d stayed through two periods unused", k);
+    for (int k = 0; k < 3; k++)
+        if (pa_pool_of(b[k * CAP64]) != used)
+            cr_assert_eq(pa_pool_of(b[k * CAP64])->state, PA_POOL_FREE,
+                         "spare pool %d stayed through two periods unused", k);
     cr_assert_eq(h->nspare, 1, "only the pool the trips use may stay");
-    cr_assert_eq(h->spare, pa_pool_of(b[2 * CAP64]), "the trips' pool was given back");
+    cr_assert_eq(h->spare, used, "the trips' pool was given back");
     check_heap();
     free_pool(b, 3);
 }
