@@ -139,6 +139,29 @@ Test(check, realloc_of_a_freed_block_aborts, .signal = SIGABRT)
     (void)keep;
 }
 
+Test(check, realloc_of_a_pointer_inside_a_block_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_api_realloc(p + 16, 40);
+}
+
+Test(check, usable_size_of_a_freed_block_aborts, .signal = SIGABRT)
+{
+    void *p = pa_malloc(40), *keep = pa_malloc(40);
+    pa_free(p);
+    pa_api_usable_size(p);
+    (void)keep;
+}
+
+Test(check, realloc_in_place_of_a_live_block_whose_data_matches_the_mark)
+{
+    pa_block *b = pa_malloc(32);
+    b->mark = pa_free_mark(b);   /* the program's data, not a free */
+    cr_assert_eq(pa_api_realloc(b, 30), b);
+    cr_assert_eq(pa_api_usable_size(b), 32);
+    pa_free(b);
+}
+
 Test(check, misaligned_large_pointer_aborts, .signal = SIGABRT)
 {
     char *p = pa_malloc(5000);
