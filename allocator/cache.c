@@ -45,8 +45,8 @@ void pa_cache_init(pa_heap *h)
  *     its last, as one freed in that order does: such a list is most likely in order already,
  *     forward or backward (if it is not, only the order suffers). Backward, a pool of
  *     512-byte blocks costs more than the pass (fifo/512, 21 alternating runs: 6.6 % less
- *     time relinked, with the spares taken in address order, spare.c); from 256 bytes down
- *     the pass costs more than it gains (fifo/256: +3.5 %, 8.8 instructions a pair), and
+ *     time relinked, with the spares taken in address order, spare.c); below 464 bytes (9 or
+ *     more blocks; measured at 256) the pass costs more than it gains (fifo/256: +3.5 %, 8.8 instructions a pair), and
  *     spare.c lines such pools up falling instead.
  *   - Fewer than a quarter free: a walk of the list sets a bit per block.
  *   - Otherwise the list stays as it is: sorting it costs a walk or a scan of the page, about

@@ -66,8 +66,9 @@ _Static_assert(PA_REMOTE_BATCH_BYTES / PA_SMALL_MAX >= 2, "every class batches t
 _Static_assert(PA_MAX_THREAD_CACHE * (PA_POOL_SIZE / PA_ALIGN) < 32767, "bin room fits");
 #define PA_DEFAULT_SPARE_POOLS  512    /* empty pools (2 MiB) a thread keeps for its next ones */
 #define PA_MAX_SPARE_POOLS      65536
-#define PA_RELINK_CAP           8      /* fills relink a wholly free pool of this many blocks
-                                          or fewer forward (cache.c) */
+#define PA_RELINK_CAP           8      /* fills relink a wholly free pool whose list runs
+                                          backward forward only at this many blocks or fewer
+                                          (cache.c) */
 #define PA_SPARE_PERIOD         1024   /* spare list events between two checks of its use */
 #define PA_SPARE_DECAY_EVENTS   64     /* spare list events between two looks at the decay */
 #define PA_LARGE_DECAY_EVENTS   64     /* a thread's malloc slow paths between two looks at the

@@ -25,11 +25,14 @@
  *
  * How many a heap keeps: PYARENA_SPARE_POOLS at most, the top ones going back first when
  * more come; and, like jemalloc's tcache GC, every PA_SPARE_PERIOD spare events as many pools
- * as stayed on the list the whole period (its low-water mark) go back, from the top, which
- * the takes reach last, so that a thread which stops needing them gives them back to its
- * arenas (whose decay returns the pages to the OS) as long as it keeps taking and emptying
- * pools. All of them go back at thread exit
- * and when any thread calls malloc_trim, which empties every heap's list.
+ * as stayed on the list the whole period (its low-water mark) go back, from the top, so that
+ * a thread which stops needing them gives them back to its arenas (whose decay returns the
+ * pages to the OS) as long as it keeps taking and emptying pools. The count is right; which
+ * pools go is not always: the takes usually come from the bottom, and the top ones are the
+ * idle ones, but while they come from the top (the falling sequences above), a pool in use
+ * may go back and an idle one stay, to be taken (and carved, for another class) next. All of
+ * them go back at thread exit and when any thread calls malloc_trim, which empties every
+ * heap's list.
  *
  * A thread that stops allocating has no events to run that period: its spares go back once
  * they have been left untouched for PYARENA_DECAY_MS, as the arenas' empty pools do. Every

@@ -139,10 +139,23 @@ Test(check, realloc_of_a_freed_block_aborts, .signal = SIGABRT)
     (void)keep;
 }
 
+/* A size of the same class: realloc would return the pointer itself, were it not checked. */
 Test(check, realloc_of_a_pointer_inside_a_block_aborts, .signal = SIGABRT)
 {
     char *p = pa_malloc(64);
-    pa_api_realloc(p + 16, 40);
+    pa_api_realloc(p + 16, 60);
+}
+
+Test(check, realloc_of_a_pointer_into_a_free_pool_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_api_realloc(p + 5 * 4096, 8);   /* a page of the arena no pool uses yet */
+}
+
+Test(check, usable_size_of_a_pointer_inside_a_block_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(64);
+    pa_api_usable_size(p + 16);
 }
 
 Test(check, usable_size_of_a_freed_block_aborts, .signal = SIGABRT)

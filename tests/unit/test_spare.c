@@ -1,9 +1,10 @@
 /* test_spare.c — spare pools (spare.c): a pool that goes empty stays with its heap, off its
- * ring, and is taken again for the next pool of any class, before the arenas; past
- * PYARENA_SPARE_POOLS the top ones go back; they are taken lowest first (or from the top down
- * when their lists run backward), so do those a whole period left untouched, and all of
- * them at malloc_trim, an idle thread's too, as do an idle thread's after a decay time; the stats keep their allocation counts; a double free into one is
- * caught. Without a thread cache, so that every free reaches its pool at once. */
+ * ring, and is taken again for the next pool of any class, before the arenas, lowest first (or
+ * from the top down when their lists run backward); past PYARENA_SPARE_POOLS the top ones go
+ * back, and so do as many as a whole period left untouched; all of them go back at
+ * malloc_trim, an idle thread's too, and an idle thread's after a decay time; the stats keep
+ * their allocation counts; a double free into one is caught. Without a thread cache, so that
+ * every free reaches its pool at once. */
 #include <pthread.h>
 #include <signal.h>
 
