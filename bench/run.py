@@ -5,7 +5,9 @@ Runs every benchmark program under each allocator -- pyarena (LD_PRELOAD of libp
 glibc (no preload), jemalloc, mimalloc and tcmalloc (LD_PRELOAD of Debian's libraries) --
 alternating the allocators run by run (A B C D E A B C D E ...), prints a table of medians as
 ratios to pyarena (pyarena = 1.00; above 1 = slower or bigger than pyarena), and writes the
-raw figures to bench/results/<date>.json and the table as an SVG to bench/results/latest.svg.
+raw figures to bench/results/<date>.json and the table as an SVG to bench/results/latest.svg
+(a --quick run to <date>-quick.json and latest-quick.svg, so that it leaves the last full run's
+files, which the README shows, as they are).
 If libpyarena.so has not been built, pyarena is skipped and glibc is the reference.
 
 The last sections compare pyarena with itself and its handle library with CPython: the cost
@@ -967,7 +969,10 @@ def main():
         "failures": [{"allocator": a, "job": j, "error": e} for a, j, e in failures],
     }
     # A partial run (--only) must not replace the day's full results: its files end in .tmp.
+    # Nor a quick one, whose figures are too short to compare with them: it writes its own.
     stem = today if only is None else "partial"
+    if only is None and args.quick:
+        stem = today + "-quick"
     path = os.path.join(args.out_dir, stem + ".json" + (".tmp" if only else ""))
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
@@ -977,7 +982,8 @@ def main():
                      "or bigger than %s)" % (ref, ref, ref),
                      "%s, %s CPUs, %d runs per allocator, allocators run alternately"
                      % (result["machine"].get("cpu", platform.machine()), os.cpu_count(), runs)))
-    svg_path = os.path.join(args.out_dir, "latest.svg" if only is None else "partial.svg.tmp")
+    svg_path = os.path.join(args.out_dir, "partial.svg.tmp" if only is not None
+                            else "latest-quick.svg" if args.quick else "latest.svg")
     with open(svg_path + ".tmp", "w") as f:
         f.write(svg)
     os.replace(svg_path + ".tmp", svg_path)
