@@ -49,7 +49,7 @@ endif
 
 # The static archive holds everything but the exported symbols, so that unit tests link the
 # allocator without replacing their own malloc.
-EXPORT_SRCS  := preload/malloc.c preload/cxx.c preload/extras.c
+EXPORT_SRCS  := preload/malloc.c preload/cxx.c preload/extras.c preload/atfork.c
 CORE_SRCS    := $(wildcard allocator/*.c) $(wildcard stats/*.c) \
                 $(filter-out $(EXPORT_SRCS),$(wildcard preload/*.c))
 PRELOAD_SRCS := $(EXPORT_SRCS)

@@ -6,10 +6,11 @@
 
 /* Set from the end of our prepare handler to the start of our parent or child handler, in the
  * forking thread, which then holds every lock of the pools (and jemalloc's: its handlers are
- * registered right after ours, pa_init). glibc lets fork handlers malloc, and the handlers of
- * libraries registered before ours run in that window: with this flag the forking thread goes
- * through the locks it holds itself (the other threads wait on them, so it is alone), and the
- * large path's decay tick stays off (its mallctl would wait for jemalloc's ctl lock). */
+ * registered right after ours, pa_init). glibc lets fork handlers malloc; other libraries'
+ * handlers run outside that window, ours and jemalloc's being registered before theirs
+ * (atfork.c), but should the forking thread allocate inside it, this flag has it go through
+ * the locks it holds itself (the other threads wait on them, so it is alone), and the large
+ * path's decay tick stays off (its mallctl would wait for jemalloc's ctl lock). */
 PA_HIDDEN __thread bool pa_tls_in_fork __attribute__((tls_model("initial-exec")));
 
 static void prepare(void)
@@ -33,11 +34,11 @@ static void child(void)
     pa_heap_fork_child();
 }
 
-/* Registered just before jemalloc's when the process's first request is small (pa_init
- * initialises jemalloc right after), so that glibc runs jemalloc's prepare handler just before
- * ours and its parent and child handlers just after ours, with no other library's handler in
- * between. When a large request came first, jemalloc's were registered earlier: handlers
- * registered in between then run inside our window but outside jemalloc's, which is safe. */
+/* Registered just before jemalloc's (pa_init initialises jemalloc right after; when a large
+ * request came first, jemalloc's registration calls pa_init before it goes through: atfork.c),
+ * and both before any other library's, so that glibc runs jemalloc's prepare handler just
+ * before ours and its parent and child handlers just after ours, and every other library's
+ * outside them. */
 void pa_fork_register(void)
 {
     if (pthread_atfork(prepare, parent, child) != 0)

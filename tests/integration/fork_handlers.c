@@ -1,7 +1,9 @@
 /* fork_handlers.c — malloc inside another library's fork handlers, which glibc allows. Built
  * twice: as fork_handlers.so (-DHANDLERS), whose constructor registers handlers that churn
- * small blocks (FORK_HANDLER_CHURN=prepare|parent|child says which), preloaded before and
- * after libpyarena.so; and as the program, which first takes and frees 8 MiB of large blocks
+ * small blocks (FORK_HANDLER_CHURN=prepare|parent|child says which; with FORK_HANDLER_LARGE=1
+ * also large, zeroed, aligned and reallocated ones, which jemalloc serves), preloaded before
+ * and after libpyarena.so (after it, its constructor runs first and registers its handlers
+ * before pyarena has started, unless pyarena puts its own and jemalloc's first: atfork.c); and as the program, which first takes and frees 8 MiB of large blocks
  * (so that the large path's decay tick is armed and due: it calls into jemalloc, whose own
  * fork handlers hold its locks), then forks. The churn's 40 blocks of 512 bytes overflow the
  * thread cache, so the handlers take malloc's slow path hundreds of times. Arguments:
@@ -14,6 +16,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +50,38 @@ static int churn_512(int n, int rounds, int *go)
 
 int fork_handlers_go;   /* set once a churn is under way: the program's "trim" mode waits for it */
 
+/* Requests jemalloc serves: above 512 bytes, zeroed, aligned above 16, grown by realloc. */
+static void churn_large(void)
+{
+    for (int r = 0; r < 20; r++) {
+        size_t n = 4096 + (size_t)r * 1000;
+        unsigned char *p = malloc(n), *z = calloc(1, 200000), *a = NULL;
+        if (p == NULL || z == NULL || posix_memalign((void **)&a, 256, 1000) != 0 ||
+            ((uintptr_t)a & 255) != 0)
+            abort();
+        memset(p, r + 1, n);
+        memset(a, r + 2, 1000);
+        if ((p = realloc(p, 3 * n)) == NULL)
+            abort();
+        for (size_t k = 0; k < n; k++)
+            if (p[k] != r + 1)
+                abort();
+        for (size_t k = 0; k < 200000; k += 512)
+            if (z[k] != 0)
+                abort();
+        free(p);
+        free(z);
+        free(a);
+    }
+}
+
 static void churn(const char *where)
 {
-    const char *which = getenv("FORK_HANDLER_CHURN");
+    const char *which = getenv("FORK_HANDLER_CHURN"), *large = getenv("FORK_HANDLER_LARGE");
     if (which == NULL || strcmp(which, where) != 0)
         return;
+    if (large != NULL && strcmp(large, "1") == 0)
+        churn_large();
     if (!churn_512(40, 200, &fork_handlers_go))
         abort();
 }
