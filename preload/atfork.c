@@ -1,5 +1,6 @@
-/* atfork.c — glibc's __register_atfork, the function behind pthread_atfork, interposed so that
- * pyarena's fork handlers and jemalloc's are registered before any other library's.
+/* atfork.c — glibc's __register_atfork, the function behind pthread_atfork, and pthread_atfork
+ * itself, interposed so that pyarena's fork handlers and jemalloc's are registered before any
+ * other library's.
  *
  * glibc runs prepare handlers in the reverse order of their registration and the parent and
  * child handlers in that order. With ours and jemalloc's first, every other library's prepare
@@ -11,9 +12,16 @@
  * which jemalloc's prepare handler holds its locks, and a request for more than 512 bytes
  * there waited forever (pyarena's own pools let the forking thread through: fork.c).
  *
- * Every library's pthread_atfork (a stub linked into each from libc_nonshared.a) calls
- * __register_atfork through the dynamic symbol table, where the preload comes first; glibc's
- * own registrations, made internally, do not come here. */
+ * A library's pthread_atfork is either a stub linked into it from libc_nonshared.a, which
+ * calls __register_atfork through the dynamic symbol table, or (a weak or versioned reference,
+ * as in libtcmalloc_minimal) glibc's exported compatibility pthread_atfork, which calls it
+ * inside libc: both names are interposed, and the preload comes first in that table. glibc's
+ * own registrations, made internally, do not come here.
+ *
+ * Known, and older than this file: with 48 handlers or more, glibc's __register_atfork grows
+ * its list with malloc while it holds its atfork lock, and a fork on another thread at that
+ * moment, which holds jemalloc's locks and waits for that lock, can deadlock with it (glibc's
+ * own malloc takes its locks after that lock is released). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 
@@ -41,4 +49,13 @@ PA_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), voi
         __atomic_store_n(&libc_register, next, __ATOMIC_RELEASE);
     }
     return next(prepare, parent, child, dso_handle);
+}
+
+/* Handlers registered through it stay registered however the caller is unloaded, as with
+ * glibc's (which passes its own handle); ours, the preload's, is never unloaded either. */
+extern void *__dso_handle;
+
+PA_EXPORT int pthread_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return __register_atfork(prepare, parent, child, &__dso_handle);
 }

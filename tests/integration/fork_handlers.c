@@ -90,9 +90,24 @@ static void prepare(void) { churn("prepare"); }
 static void parent(void)  { churn("parent"); }
 static void child(void)   { churn("child"); }
 
+/* FORK_HANDLER_VIA=compat: through a versioned reference to glibc's compatibility
+ * pthread_atfork@GLIBC_2.2.5 (weak references, as libtcmalloc_minimal's, bind there too),
+ * rather than the stub from libc_nonshared.a linked in here: it binds to the preload's
+ * pthread_atfork when there is one, else to glibc's, which registers inside libc. */
+#if defined(__x86_64__)
+int compat_pthread_atfork(void (*)(void), void (*)(void), void (*)(void));
+__asm__(".symver compat_pthread_atfork, pthread_atfork@GLIBC_2.2.5");
+#else
+#define compat_pthread_atfork pthread_atfork
+#endif
+
 __attribute__((constructor)) static void register_handlers(void)
 {
-    pthread_atfork(prepare, parent, child);
+    const char *via = getenv("FORK_HANDLER_VIA");
+    if (via != NULL && strcmp(via, "compat") == 0)
+        compat_pthread_atfork(prepare, parent, child);
+    else
+        pthread_atfork(prepare, parent, child);
 }
 
 #else

@@ -199,7 +199,7 @@ case_symbols() {
     allowed="malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc
              pvalloc malloc_usable_size malloc_trim mallinfo mallinfo2 malloc_stats mallopt"
     # glibc's registration behind pthread_atfork: ours and jemalloc's handlers first (atfork.c)
-    allowed="$allowed __register_atfork"
+    allowed="$allowed __register_atfork pthread_atfork"
     # the pyarena_* functions declared in the public header
     allowed="$allowed $(grep -oE '\bpyarena_[a-z0-9_]+[[:space:]]*\(' "$ROOT/include/pyarena.h" | tr -d '( ' | sort -u)"
     # operator new/delete: plain, array, nothrow, sized, aligned
@@ -307,15 +307,16 @@ case_large_decay() {
 # ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the
 # handlers were registered in: the handlers' library preloaded before and after ours; then
 # forks from new threads while another thread calls malloc_trim
-# fork_handlers_ok ORDER HANDLER LARGE ARGS...: one run (LARGE 1: the handler makes large
-# requests too); prints why and returns 1 if it failed
+# fork_handlers_ok ORDER HANDLER LARGE VIA ARGS...: one run (LARGE 1: the handler makes large
+# requests too; VIA compat: registered through a reference to glibc's compatibility
+# pthread_atfork, not the library's own stub); prints why and returns 1 if it failed
 fork_handlers_ok() {
-    local order=$1 w=$2 large=$3 o=$TMP/fork_handlers.out rc; shift 3
+    local order=$1 w=$2 large=$3 via=$4 o=$TMP/fork_handlers.out rc; shift 4
     { $T env LD_PRELOAD="$order" FORK_HANDLER_CHURN=$w FORK_HANDLER_LARGE=$large \
-        "$BIN/fork_handlers" "$@" >"$o" 2>&1; } 2>/dev/null
+        FORK_HANDLER_VIA=$via "$BIN/fork_handlers" "$@" >"$o" 2>&1; } 2>/dev/null
     rc=$?
     [ $rc -eq 0 ] && grep -qx "fork_handlers ok" "$o" && return 0
-    echo "LD_PRELOAD=$order, mallocs in the $w handler (large: $large), $*: $(status_text $rc)"
+    echo "LD_PRELOAD=$order, mallocs in the $w handler (large: $large, via: $via), $*: $(status_text $rc)"
     return 1
 }
 
@@ -325,13 +326,15 @@ case_fork_handlers() {
         for w in prepare parent child; do
             for th in single threaded; do
                 for f in warm fresh; do
-                    why=$(fork_handlers_ok "$order" $w 0 $th $f) ||
+                    why=$(fork_handlers_ok "$order" $w 0 stub $th $f) ||
                         { fail $n "$why" "$TMP/fork_handlers.out"; return; }
                 done
-                why=$(fork_handlers_ok "$order" $w 1 $th fresh) ||   # jemalloc's requests
-                    { fail $n "$why" "$TMP/fork_handlers.out"; return; }
+                for via in stub compat; do   # jemalloc's requests
+                    why=$(fork_handlers_ok "$order" $w 1 $via $th fresh) ||
+                        { fail $n "$why" "$TMP/fork_handlers.out"; return; }
+                done
             done
-            why=$(fork_handlers_ok "$order" $w 0 trim) ||   # malloc_trim meanwhile
+            why=$(fork_handlers_ok "$order" $w 0 stub trim) ||   # malloc_trim meanwhile
                 { fail $n "$why" "$TMP/fork_handlers.out"; return; }
         done
     done
