@@ -157,6 +157,15 @@ static inline __attribute__((always_inline)) bool pa_block_start_or_slack(const 
     return off * m->magic < m->magic;
 }
 
+/* Does the list of a wholly free pool (cap blocks of size at page), starting at head, run
+ * backward from its last block, as first-in first-out frees leave it, and is it handed out so
+ * (a pool of more than PA_RELINK_CAP blocks: fewer are relinked forward, cache.c)? */
+static inline bool pa_list_kept_backward(const pa_block *head, const char *page, size_t size,
+                                         uint32_t cap)
+{
+    return cap > PA_RELINK_CAP && head == (const pa_block *)(page + (cap - 1) * size);
+}
+
 static inline __attribute__((always_inline)) uint32_t pa_pool_capacity(const pa_pool *p)
 {
     const pa_pool_meta *m = pa_meta(p);

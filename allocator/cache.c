@@ -46,8 +46,8 @@ void pa_cache_init(pa_heap *h)
  *     forward or backward (if it is not, only the order suffers). Backward, a pool of
  *     512-byte blocks costs more than the pass (fifo/512, 21 alternating runs: 6.6 % less
  *     time relinked, with the spares taken in address order, spare.c); below 464 bytes (9 or
- *     more blocks; measured at 256) the pass costs more than it gains (fifo/256: +3.5 %, 8.8 instructions a pair), and
- *     spare.c lines such pools up falling instead.
+ *     more blocks; measured at 256) the pass costs more than it gains (fifo/256: +3.5 %, 8.8
+ *     instructions a pair), and spare.c lines such pools up falling instead.
  *   - Fewer than a quarter free: a walk of the list sets a bit per block.
  *   - Otherwise the list stays as it is: sorting it costs a walk or a scan of the page, about
  *     twenty instructions per block (callgrind, random-order batches of 64-byte blocks, where
@@ -64,8 +64,7 @@ static pa_block *pool_list_in_order(pa_pool *p, size_t cls, uint32_t n, uint32_t
     uintptr_t key = pa_free_mark(NULL);
     pa_block *head = p->free;
     if (n == cap) {
-        if (head == (pa_block *)page ||
-            (cap > PA_RELINK_CAP && head == (pa_block *)(page + (cap - 1) * size)))
+        if (head == (pa_block *)page || pa_list_kept_backward(head, page, size, cap))
             return head;
         /* the counts say every block is free; after a double free that went unseen (level
          * 0, or a mark broken by a write after free) they may be wrong, and a block without

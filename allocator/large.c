@@ -107,9 +107,10 @@ static uint64_t decay_window_ms(void)
 }
 
 /* Any call initialises jemalloc, which registers its fork handlers (right after ours: when a
- * large request came first, its registration starts pa_init before it goes through, atfork.c). nallocx is declared pure, so its result must be used
- * for the call to stay; 0 says jemalloc could not start, and then every large request fails
- * with ENOMEM, as it would have anyway. */
+ * large request came first, its registration starts pa_init before it goes through,
+ * atfork.c). nallocx is declared pure, so its result must be used for the call to stay; 0
+ * says jemalloc could not start, and then every large request fails with ENOMEM, as it would
+ * have anyway. */
 static volatile size_t pa_large_min_usable;
 
 void pa_large_init(void)

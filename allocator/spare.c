@@ -201,13 +201,13 @@ void pa_spare_put(pa_heap *h, pa_pool *p)
     spare_unlock(h, locked);
 }
 
-/* Is p a spare of class cls whose list runs backward from its last block, as first-in
- * first-out frees leave it, and which a fill hands out as it lies? */
+/* Is p a spare of class cls whose list a fill hands out backward (every block of a spare is
+ * free)? */
 static bool list_backward(const pa_pool *p, size_t cls)
 {
-    size_t size = pa_class_size(cls), cap = PA_POOL_SIZE / size;
-    return pa_meta(p)->cls == cls && cap > PA_RELINK_CAP &&
-           p->free == (pa_block *)((char *)pa_pool_page(p) + (cap - 1) * size);
+    return pa_meta(p)->cls == cls &&
+           pa_list_kept_backward(p->free, pa_pool_page(p), pa_class_size(cls),
+                                 pa_pool_capacity(p));
 }
 
 /* A spare pool for class cls, the bottom one unless the top one continues a falling sequence
