@@ -18,10 +18,9 @@
  * inside libc: both names are interposed, and the preload comes first in that table. glibc's
  * own registrations, made internally, do not come here.
  *
- * Known, and older than this file: with 48 handlers or more, glibc's __register_atfork grows
- * its list with malloc while it holds its atfork lock, and a fork on another thread at that
- * moment, which holds jemalloc's locks and waits for that lock, can deadlock with it (glibc's
- * own malloc takes its locks after that lock is released). */
+ * Each forwarded registration holds fork.c's registration guard: glibc grows its list of
+ * handlers with malloc while it holds its atfork lock, which a fork on another thread drops and
+ * takes again around each handler it runs, jemalloc's included. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 
@@ -48,7 +47,10 @@ PA_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), voi
             pa_os_fatal("cannot find glibc's __register_atfork");
         __atomic_store_n(&libc_register, next, __ATOMIC_RELEASE);
     }
-    return next(prepare, parent, child, dso_handle);
+    bool locked = pa_fork_forward_begin();
+    int rc = next(prepare, parent, child, dso_handle);
+    pa_fork_forward_end(locked);
+    return rc;
 }
 
 /* Handlers registered through it stay registered however the caller is unloaded, as with

@@ -44,3 +44,76 @@ void pa_fork_register(void)
     if (pthread_atfork(prepare, parent, child) != 0)
         pa_os_fatal("cannot register fork handlers");
 }
+
+/* The registration guard. glibc (2.35 on) runs each fork handler with its atfork lock released
+ * and takes it again between them, and its __register_atfork holds that lock while it grows the
+ * list of handlers with malloc (past 48 of them, and at each doubling). A thread registering
+ * while another forks could take the atfork lock between jemalloc's prepare handler and ours
+ * and then wait in malloc for the locks the forking thread holds, which waits for the atfork
+ * lock. So every registration forwarded by atfork.c holds guard_lock, and a third pair of
+ * handlers, registered right after jemalloc's, holds it from before jemalloc's prepare handler
+ * to after its parent handler: a registration never overlaps the window in which the forking
+ * thread holds an allocator lock. Lock order: guard_lock, then glibc's atfork lock, then the
+ * allocators' locks. */
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool   tls_guarding;    /* this thread forks and holds guard_lock; a handler
+                                         * run meanwhile may register without it */
+static __thread bool   tls_guard_owed;  /* register the guard once the call in progress is in */
+static int             init_forwards;   /* registrations forwarded from inside pa_init: ours,
+                                         * then jemalloc's unless its own call started pa_init */
+
+static void guard_prepare(void)
+{
+    pthread_mutex_lock(&guard_lock);
+    tls_guarding = true;
+}
+
+static void guard_parent(void)
+{
+    tls_guarding = false;
+    pthread_mutex_unlock(&guard_lock);
+}
+
+static void guard_child(void)
+{
+    tls_guarding = false;
+    guard_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;   /* the other threads are gone */
+}
+
+static void guard_register(void)
+{
+    if (pthread_atfork(guard_prepare, guard_parent, guard_child) != 0)
+        pa_os_fatal("cannot register fork handlers");
+}
+
+/* Called by pa_init once jemalloc started. One forward from inside pa_init means jemalloc's
+ * registration is the call that started it (a large request came first, as in every C++
+ * program: libstdc++'s emergency pool), still to go through (atfork.c); none, that calls do not
+ * come through atfork.c at all (the unit tests' archive), and jemalloc's is in. */
+void pa_fork_guard_register(void)
+{
+    if (init_forwards == 1)
+        tls_guard_owed = true;
+    else
+        guard_register();
+}
+
+bool pa_fork_forward_begin(void)
+{
+    if (pa_tls_in_init)
+        init_forwards++;   /* only the thread that runs pa_init gets here with it set */
+    if (tls_guarding)
+        return false;
+    pthread_mutex_lock(&guard_lock);
+    return true;
+}
+
+void pa_fork_forward_end(bool locked)
+{
+    if (locked)
+        pthread_mutex_unlock(&guard_lock);
+    if (tls_guard_owed && !pa_tls_in_init) {
+        tls_guard_owed = false;
+        guard_register();
+    }
+}

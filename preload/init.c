@@ -22,6 +22,7 @@ void pa_init(void)
             pa_os_fatal("cannot create the thread-exit key");
         pa_fork_register();
         pa_large_init();
+        pa_fork_guard_register();
         if (pa_config.stats)
             pa_stats_setup();
         pa_check_init();      /* after pa_stats_setup: the mode depends on tracking */

@@ -10,8 +10,8 @@ INTEG_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmis
                 -Wformat=2 -pthread
 INTEG_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -pthread
 INTEG_C_PROGS := xthread forkthreads burst arena_path api bad_input handover idle_threads \
-                 large_decay fork_handlers
-INTEG_BINS := $(INTEG_C_PROGS:%=$(INTEG_OUT)/%) $(INTEG_OUT)/cxx_new
+                 large_decay fork_handlers fork_register
+INTEG_BINS := $(INTEG_C_PROGS:%=$(INTEG_OUT)/%) $(INTEG_OUT)/cxx_new $(INTEG_OUT)/fork_register_cxx
 
 $(INTEG_OUT)/%: $(INTEG_SRC)/%.c $(INTEG_SRC)/probe.h
 	@mkdir -p $(dir $@)
@@ -20,6 +20,10 @@ $(INTEG_OUT)/%: $(INTEG_SRC)/%.c $(INTEG_SRC)/probe.h
 $(INTEG_OUT)/cxx_new: $(INTEG_SRC)/cxx_new.cpp
 	@mkdir -p $(dir $@)
 	g++ $(INTEG_CXXFLAGS) -o $@ $< -ldl
+
+$(INTEG_OUT)/fork_register_cxx: $(INTEG_SRC)/fork_register.c
+	@mkdir -p $(dir $@)
+	g++ -x c++ $(INTEG_CXXFLAGS) -o $@ $<
 
 $(INTEG_OUT)/early_ctor.so: $(INTEG_SRC)/early_ctor.c
 	@mkdir -p $(dir $@)

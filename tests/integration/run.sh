@@ -341,6 +341,18 @@ case_fork_handlers() {
     pass $n
 }
 
+# ---- 17. handlers registered while another thread forks, past glibc's 48 (preload/fork.c's guard);
+# the C++ build starts with a large request, so jemalloc's registration starts pyarena
+case_fork_register() {
+    local n=fork_register o=$TMP/fork_register.out rc prog
+    for prog in fork_register fork_register_cxx; do
+        pre "$o" "$BIN/$prog" 200; rc=$?
+        [ $rc -eq 0 ] || { fail $n "$prog: $(status_text $rc)$(grep -m1 '^run ' "$o" | sed 's/^/; /')" "$o"; return; }
+        grep -qx "fork_register ok: 200 runs" "$o" || { fail $n "$prog: no 'ok' line" "$o"; return; }
+    done
+    pass $n
+}
+
 want python3    && case_python
 want xthread    && case_xthread
 want fork       && case_fork
@@ -357,5 +369,6 @@ want handover   && case_handover
 want idle_threads && case_idle_threads
 want large_decay && case_large_decay
 want fork_handlers && case_fork_handlers
+want fork_register && case_fork_register
 
 finish
