@@ -46,15 +46,15 @@ void pa_fork_register(void)
 }
 
 /* The registration guard. glibc (2.35 on) runs each fork handler with its atfork lock released
- * and takes it again between them, and its __register_atfork holds that lock while it grows the
- * list of handlers with malloc (past 48 of them, and at each doubling). A thread registering
- * while another forks could take the atfork lock between jemalloc's prepare handler and ours
- * and then wait in malloc for the locks the forking thread holds, which waits for the atfork
- * lock. So every registration forwarded by atfork.c holds guard_lock, and a third pair of
- * handlers, registered right after jemalloc's, holds it from before jemalloc's prepare handler
- * to after its parent handler: a registration never overlaps the window in which the forking
- * thread holds an allocator lock. Lock order: guard_lock, then glibc's atfork lock, then the
- * allocators' locks. */
+ * and takes it again between them, and its __register_atfork holds that lock while it grows
+ * the list of handlers with malloc (past 48 of them, and at each growth by half). A thread
+ * registering while another forks could take the atfork lock between jemalloc's prepare
+ * handler and ours and then wait in malloc for the locks the forking thread holds, which waits
+ * for the atfork lock. So every registration forwarded by atfork.c holds guard_lock, and a
+ * third pair of handlers, registered right after jemalloc's, holds it from before jemalloc's
+ * prepare handler to after its parent handler: a registration never overlaps the window in
+ * which the forking thread holds an allocator lock. Lock order: guard_lock, then glibc's
+ * atfork lock, then the allocators' locks. */
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool   tls_guarding;    /* this thread forks and holds guard_lock; a handler
                                          * run meanwhile may register without it */

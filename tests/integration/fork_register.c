@@ -3,11 +3,11 @@
  * around each handler a fork runs (the registration guard: preload/fork.c). Each of RUNS
  * children, forked from this process while it has one thread (so each starts with only the
  * allocators' handlers), starts a thread that forks in a loop and registers 3,000 handlers
- * meanwhile: six growths of the list. A child that has not finished when its alarm rings hung.
- * Built as C and as C++ (fork_register_cxx, linked with libstdc++, whose first request, its
- * emergency pool, is large): jemalloc's registration is then the call that starts pyarena, and the guard must
- * still come after it. Argument: RUNS. Prints "fork_register ok: RUNS runs", or which run hung
- * and exits 1. */
+ * meanwhile: eleven growths of the list, by half each. A child that has not finished when its
+ * alarm rings hung. Built as C and as C++ (fork_register_cxx, linked with libstdc++, whose
+ * first request, its emergency pool, is large): jemalloc's registration is then the call that
+ * starts pyarena, and the guard must still come after it. Argument: RUNS. Prints
+ * "fork_register ok: RUNS runs", or which run hung and exits 1. */
 #ifndef __cplusplus
 #define _POSIX_C_SOURCE 200809L
 #endif
