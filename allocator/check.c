@@ -112,7 +112,7 @@ static bool is_free_once(const pa_pool *p, const pa_heap *owner, const pa_block 
  * would any free it cannot prove double. */
 static bool is_free(const pa_pool *p, const pa_heap *owner, const pa_block *b)
 {
-    _Atomic uint32_t *fill_seq = owner ? &((pa_heap *)owner)->fill_seq : NULL;
+    const _Atomic uint32_t *fill_seq = owner ? &owner->fill_seq : NULL;
     for (int tries = 0; tries < 1000; tries++) {
         uint32_t seq = fill_seq ? atomic_load_explicit(fill_seq, memory_order_acquire) : 0;
         if (!(seq & 1)) {
