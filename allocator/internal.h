@@ -440,6 +440,7 @@ PA_HIDDEN _Noreturn void pa_check_fail(const char *what, const void *ptr, const 
 /* ---- fork.c (preload/) */
 PA_HIDDEN void pa_fork_register(void);
 PA_HIDDEN void pa_fork_guard_register(void);   /* right after pa_large_init */
+PA_HIDDEN bool pa_fork_guard_needed(const char *glibc_version);   /* "2.36" and on */
 /* around each registration atfork.c forwards to glibc; end gets what begin returned */
 PA_HIDDEN bool pa_fork_forward_begin(void);
 PA_HIDDEN void pa_fork_forward_end(bool locked);

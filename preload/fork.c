@@ -2,6 +2,8 @@
  * child, re-created) after, so the child can allocate and free whatever the parent's threads
  * were doing. Lock order: heaps, then each heap's spare list, then arenas (the order the free
  * paths and malloc_trim take them in). */
+#include <gnu/libc-version.h>
+
 #include "internal.h"
 
 /* Set from the end of our prepare handler to the start of our parent or child handler, in the
@@ -45,22 +47,44 @@ void pa_fork_register(void)
         pa_os_fatal("cannot register fork handlers");
 }
 
-/* The registration guard. glibc (2.35 on) runs each fork handler with its atfork lock released
- * and takes it again between them, and its __register_atfork holds that lock while it grows
- * the list of handlers with malloc (past 48 of them, and at each growth by half). A thread
- * registering while another forks could take the atfork lock between jemalloc's prepare
- * handler and ours and then wait in malloc for the locks the forking thread holds, which waits
- * for the atfork lock. So every registration forwarded by atfork.c holds guard_lock, and a
- * third pair of handlers, registered right after jemalloc's, holds it from before jemalloc's
- * prepare handler to after its parent handler: a registration never overlaps the window in
- * which the forking thread holds an allocator lock. Lock order: guard_lock, then glibc's
- * atfork lock, then the allocators' locks. */
+/* The registration guard. glibc 2.36 and later run each fork handler with their atfork lock
+ * released and take it again between them, and their __register_atfork holds that lock while
+ * it grows the list of handlers with malloc (past 48 of them, and at each growth by half). A
+ * thread registering while another forks could take the atfork lock while the forking thread
+ * holds jemalloc's locks (from jemalloc's prepare handler to its parent handler: ours run
+ * inside that) and then wait in malloc for them, while the forking thread waits for the atfork
+ * lock. So every registration forwarded by atfork.c holds guard_lock, and a third pair of
+ * handlers, registered right after jemalloc's, holds it from before jemalloc's prepare handler
+ * to after its parent handler: a registration never overlaps the window in which the forking
+ * thread holds an allocator lock. Lock order: pa_init_lock (held while pa_init registers),
+ * then guard_lock, then glibc's atfork lock and the allocators' locks, which the forking
+ * thread takes in either order only while it holds guard_lock.
+ *
+ * glibc 2.28 to 2.35 hold their atfork lock through the whole fork, so a registration never
+ * runs inside it; there the guard would deadlock (the forking thread, holding that lock,
+ * would wait for guard_lock, held by a registration waiting for that lock), and it stays off,
+ * as it does for any version string it cannot read. Before 2.28 fork ran the handlers without
+ * the lock a registration takes, and nothing waited on it: no guard is needed either. */
+static bool            guard_on;        /* set once, by pa_fork_guard_register */
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
-static __thread bool   tls_guarding;    /* this thread forks and holds guard_lock; a handler
-                                         * run meanwhile may register without it */
+static __thread bool   tls_guarding;    /* this thread forks and holds guard_lock (defensive:
+                                         * only our handlers and jemalloc's run meanwhile) */
 static __thread bool   tls_guard_owed;  /* register the guard once the call in progress is in */
 static int             init_forwards;   /* registrations forwarded from inside pa_init: ours,
                                          * then jemalloc's unless its own call started pa_init */
+
+bool pa_fork_guard_needed(const char *glibc_version)
+{
+    const char *v = glibc_version;
+    unsigned major = 0, minor = 0;
+    for (; *v >= '0' && *v <= '9' && major < 1000; v++)
+        major = major * 10 + (unsigned)(*v - '0');
+    if (v == glibc_version || *v++ != '.' || *v < '0' || *v > '9')
+        return false;
+    for (; *v >= '0' && *v <= '9' && minor < 1000; v++)
+        minor = minor * 10 + (unsigned)(*v - '0');
+    return major > 2 || (major == 2 && minor >= 36);
+}
 
 static void guard_prepare(void)
 {
@@ -92,6 +116,9 @@ static void guard_register(void)
  * come through atfork.c at all (the unit tests' archive), and jemalloc's is in. */
 void pa_fork_guard_register(void)
 {
+    guard_on = pa_fork_guard_needed(gnu_get_libc_version());
+    if (!guard_on)
+        return;
     if (init_forwards == 1)
         tls_guard_owed = true;
     else
@@ -102,7 +129,7 @@ bool pa_fork_forward_begin(void)
 {
     if (pa_tls_in_init)
         init_forwards++;   /* only the thread that runs pa_init gets here with it set */
-    if (tls_guarding)
+    if (!guard_on || tls_guarding)
         return false;
     pthread_mutex_lock(&guard_lock);
     return true;

@@ -1,5 +1,6 @@
 /* test_threads.c — cross-thread frees (remote stacks, reclaim of FULL pools), thread exit
- * (abandoned heaps freed into, then adopted), fork with blocks of other threads. */
+ * (abandoned heaps freed into, then adopted), fork with blocks of other threads, and when the
+ * fork-handler registration guard is on. */
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/wait.h>
@@ -217,6 +218,19 @@ Test(threads, fork_child_frees_blocks_of_other_threads)
     stop = 1;
     pthread_join(t[0], NULL);
     pthread_join(t[1], NULL);
+}
+
+/* The registration guard (preload/fork.c) is on from glibc 2.36, which runs fork handlers with
+ * its atfork lock released; 2.28-2.35 hold it through the fork, and the guard would deadlock
+ * there. Versions compare as numbers ("2.9" is older than "2.36"); unreadable ones leave it off. */
+Test(threads, fork_guard_is_on_from_glibc_2_36)
+{
+    const char *on[] = { "2.36", "2.36.1", "2.40", "2.100", "3.0", "10.1" };
+    const char *off[] = { "2.35", "2.28", "2.9", "2.4", "1.99", "", "x", "2", "2.", "2.x", ".36" };
+    for (size_t i = 0; i < sizeof on / sizeof *on; i++)
+        cr_assert(pa_fork_guard_needed(on[i]), "guard off for glibc %s", on[i]);
+    for (size_t i = 0; i < sizeof off / sizeof *off; i++)
+        cr_assert(!pa_fork_guard_needed(off[i]), "guard on for glibc \"%s\"", off[i]);
 }
 
 /* A thread's frees into one pool of another heap wait in its batch for that class, which goes
