@@ -362,6 +362,7 @@ PA_HIDDEN bool     pa_os_once_per(_Atomic uint64_t *last_ms, uint64_t period_ms)
 PA_HIDDEN int   pa_os_write(int fd, const char *s, size_t n);
 PA_HIDDEN void  pa_os_fail_next_maps(int n);   /* fault injection for tests */
 PA_HIDDEN size_t pa_os_fmt_dec(char *buf, uint64_t v);
+PA_HIDDEN uint64_t pa_os_scan_dec(const char **s);
 PA_HIDDEN size_t pa_os_fmt_hex(char *buf, uint64_t v);
 PA_HIDDEN void  pa_os_say(int fd, const char *const *parts, size_t nparts);
 PA_HIDDEN _Noreturn void pa_os_fatal(const char *msg);

@@ -104,6 +104,20 @@ size_t pa_os_fmt_dec(char *buf, uint64_t v)
     return len;
 }
 
+/* The decimal digits at *s, whose end *s is moved to (past none if there are none: the caller
+ * compares); saturates at UINT64_MAX rather than wrap. */
+uint64_t pa_os_scan_dec(const char **s)
+{
+    uint64_t v = 0;
+    const char *p = *s;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+    }
+    *s = p;
+    return v;
+}
+
 /* "0x" and hexadecimal digits of v into buf (18 bytes suffice); returns their number. */
 size_t pa_os_fmt_hex(char *buf, uint64_t v)
 {

@@ -75,15 +75,13 @@ static int             init_forwards;   /* registrations forwarded from inside p
 
 bool pa_fork_guard_needed(const char *glibc_version)
 {
-    const char *v = glibc_version;
-    unsigned major = 0, minor = 0;
-    for (; *v >= '0' && *v <= '9' && major < 1000; v++)
-        major = major * 10 + (unsigned)(*v - '0');
-    if (v == glibc_version || *v++ != '.' || *v < '0' || *v > '9')
+    const char *v = glibc_version, *start = v;
+    uint64_t major = pa_os_scan_dec(&v);
+    if (v == start || *v++ != '.')
         return false;
-    for (; *v >= '0' && *v <= '9' && minor < 1000; v++)
-        minor = minor * 10 + (unsigned)(*v - '0');
-    return major > 2 || (major == 2 && minor >= 36);
+    start = v;
+    uint64_t minor = pa_os_scan_dec(&v);
+    return v != start && (major > 2 || (major == 2 && minor >= 36));
 }
 
 static void guard_prepare(void)

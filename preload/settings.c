@@ -34,14 +34,10 @@ static void read_uint(const char *name, unsigned *out, unsigned long max)
     const char *v = secure_getenv(name);
     if (v == NULL)
         return;
-    unsigned long x = 0;
     const char *s = v;
-    if (*s == '\0')
+    uint64_t x = pa_os_scan_dec(&s);
+    if (s == v || *s != '\0' || x > max)
         goto bad;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || (x = x * 10 + (unsigned long)(*s - '0')) > max)
-            goto bad;
-    }
     *out = (unsigned)x;
     return;
 bad:

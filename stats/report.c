@@ -99,10 +99,7 @@ static uint64_t status_kib(const char *text, const char *key)
     p += strlen(key);
     while (*p == ' ' || *p == '\t')
         p++;
-    uint64_t v = 0;
-    while (*p >= '0' && *p <= '9')
-        v = v * 10 + (uint64_t)(*p++ - '0');
-    return v;
+    return pa_os_scan_dec(&p);
 }
 
 static void process_rss(uint64_t *rss, uint64_t *peak)

@@ -130,7 +130,8 @@ def _():
 @case("bad settings get a clear message")
 def _():
     r = run([prog, "0"], PYARENA_STATS="1", PYARENA_STATS_FORMAT="xml", PYARENA_ARENA_CACHE="lots",
-            PYARENA_THREAD_CACHE="17", PYARENA_SPARE_POOLS="-1")
+            PYARENA_THREAD_CACHE="17", PYARENA_SPARE_POOLS="-1", PYARENA_DECAY_MS="12x",
+            PYARENA_DIRTY_MAX="99999999999999999999999")
     expect("PYARENA_STATS_FORMAT=xml: expected text or json; using text" in r.stderr, r.stderr[:300])
     expect("PYARENA_ARENA_CACHE=lots: expected a whole number from 0 to 1024; using 2" in r.stderr,
            r.stderr[:300])
@@ -138,6 +139,10 @@ def _():
            r.stderr[:300])
     expect("PYARENA_SPARE_POOLS=-1: expected a whole number from 0 to 65536; using 512"
            in r.stderr, r.stderr[:400])
+    expect("PYARENA_DECAY_MS=12x: expected a whole number from 0 to 3600000; using 1000"
+           in r.stderr, r.stderr[:600])
+    expect("PYARENA_DIRTY_MAX=99999999999999999999999: expected a whole number from 0 to 16777216;"
+           " using 16384" in r.stderr, r.stderr[:700])
     expect("pyarena stats, pid" in r.stderr, "report still printed as text")
 
 
