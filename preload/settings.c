@@ -44,13 +44,24 @@ bad:
     complain(name, v, max, *out);
 }
 
+/* PYARENA_STATS, kept in a copy: the report reads it at exit, and programs that set their
+ * process title (PostgreSQL, for one) write over the environment's strings by then. */
+static char stats_dest[4096];
+
 /* PYARENA_STATS: unset, empty or 0 is off; 1 or stderr, the terminal; anything else a path. */
 static void read_stats(void)
 {
     const char *v = secure_getenv("PYARENA_STATS");
     if (v == NULL || *v == '\0' || strcmp(v, "0") == 0)
         return;
-    pa_config.stats = v;
+    size_t len = strlen(v);
+    if (len >= sizeof stats_dest) {
+        const char *parts[] = { "pyarena: PYARENA_STATS is longer than 4095 bytes; no report" };
+        pa_os_say(2, parts, 1);
+        return;
+    }
+    memcpy(stats_dest, v, len + 1);
+    pa_config.stats = stats_dest;
     const char *f = secure_getenv("PYARENA_STATS_FORMAT");
     if (f == NULL || strcmp(f, "text") == 0)
         pa_config.stats_format = PYARENA_STATS_TEXT;

@@ -5,15 +5,15 @@ line 'N passed, N failed'."""
 import json, os, subprocess, sys, tempfile
 
 build, lib = sys.argv[1], os.path.abspath(sys.argv[2])
-prog = os.path.join(build, "tests", "stats_pattern")
+prog = os.path.abspath(os.path.join(build, "tests", "stats_pattern"))
 results = []
 
 
-def run(args, **env):
+def run(args, cwd=None, **env):
     e = {k: v for k, v in os.environ.items() if not k.startswith("PYARENA_")}
     e.update(env)
     e["LD_PRELOAD"] = lib
-    return subprocess.run(args, env=e, capture_output=True, text=True, timeout=60)
+    return subprocess.run(args, env=e, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def case(name):
@@ -112,6 +112,23 @@ def _():
         for pid in (parent, child):
             with open(os.path.join(d, f"stats-{pid}.json")) as f:
                 expect(json.load(f)["pid"] == pid, f"pid inside stats-{pid}.json")
+
+
+@case("the report goes where PYARENA_STATS said at start-up, though the program wrote over it")
+def _():
+    with tempfile.TemporaryDirectory() as d:
+        r = run([prog, "title"], cwd=d, PYARENA_STATS=os.path.join(d, "report.txt"))
+        expect(r.returncode == 0 and r.stderr == "", f"exit {r.returncode}: {r.stderr[:200]!r}")
+        files = os.listdir(d)
+        expect(files == ["report.txt"], f"files {files}")
+        with open(os.path.join(d, "report.txt")) as f:
+            expect("pyarena stats, pid" in f.read(), "report.txt holds the report")
+    r = run([prog, "title"], PYARENA_STATS="1")
+    expect("pyarena stats, pid" in r.stderr, f"stderr {r.stderr[:200]!r}")
+    r = run([prog, "0"], PYARENA_STATS="/tmp/" + "x" * 4096)
+    expect(r.returncode == 0 and r.stderr.startswith(
+        "pyarena: PYARENA_STATS is longer than 4095 bytes; no report") and
+        "pyarena stats" not in r.stderr, f"stderr {r.stderr[:200]!r}")
 
 
 @case("report reaches stderr even when the program closed it")

@@ -8,13 +8,17 @@
  *   30 of 256 bytes (low byte 0, waste 0), 40 of 500 bytes (class 512, waste 12) and 10 of
  *   250 bytes shrunk by realloc to 241 within their class (waste 15)
  * `stats_pattern fork` forks; both processes exit normally and print their pid.
- * `stats_pattern close` closes stderr before exit, as coreutils do. */
+ * `stats_pattern close` closes stderr before exit, as coreutils do.
+ * `stats_pattern title` writes over the environment's strings before exit, as programs that
+ * set their process title in place do (PostgreSQL). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static void *small40[300];
 
@@ -82,5 +86,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "close") == 0)
         close(2);
+    if (strcmp(mode, "title") == 0)
+        for (char **e = environ; *e != NULL; e++)
+            memset(*e, 'Q', strlen(*e));
     return 0;
 }
