@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "pyarena.h"
@@ -44,24 +45,37 @@ bad:
     complain(name, v, max, *out);
 }
 
-/* PYARENA_STATS, kept in a copy: the report reads it at exit, and programs that set their
- * process title (PostgreSQL, for one) write over the environment's strings by then. */
+/* PYARENA_STATS's path, kept in a copy: the report reads it at exit, and programs that set
+ * their process title (PostgreSQL, for one) write over the environment's strings by then. A
+ * relative path is made absolute against the directory the program started in, since daemons
+ * and build tools change directory before they exit. */
 static char stats_dest[4096];
 
-/* PYARENA_STATS: unset, empty or 0 is off; 1 or stderr, the terminal; anything else a path. */
+/* PYARENA_STATS: unset, empty or 0 is off; 1 or stderr, the terminal ("stderr"); anything
+ * else a path. */
 static void read_stats(void)
 {
     const char *v = secure_getenv("PYARENA_STATS");
     if (v == NULL || *v == '\0' || strcmp(v, "0") == 0)
         return;
-    size_t len = strlen(v);
-    if (len >= sizeof stats_dest) {
-        const char *parts[] = { "pyarena: PYARENA_STATS is longer than 4095 bytes; no report" };
-        pa_os_say(2, parts, 1);
-        return;
+    if (strcmp(v, "1") == 0 || strcmp(v, "stderr") == 0) {
+        pa_config.stats = "stderr";
+    } else {
+        size_t len = strlen(v), at = 0;
+        if (v[0] != '/' && getcwd(stats_dest, sizeof stats_dest) != NULL) {
+            at = strlen(stats_dest);
+            if (at > 1)
+                stats_dest[at++] = '/';
+        }
+        if (at + len >= sizeof stats_dest) {
+            const char *parts[] = { "pyarena: PYARENA_STATS names a path longer than 4095 "
+                                    "bytes; no report" };
+            pa_os_say(2, parts, 1);
+            return;
+        }
+        memcpy(stats_dest + at, v, len + 1);
+        pa_config.stats = stats_dest;
     }
-    memcpy(stats_dest, v, len + 1);
-    pa_config.stats = stats_dest;
     const char *f = secure_getenv("PYARENA_STATS_FORMAT");
     if (f == NULL || strcmp(f, "text") == 0)
         pa_config.stats_format = PYARENA_STATS_TEXT;

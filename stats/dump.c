@@ -8,16 +8,30 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pyarena.h"
 #include "snapshot.h"
 
-static int pa_stats_fd = -1;   /* duplicate of stderr, when the report goes there */
+static int   pa_stats_fd = -1;   /* duplicate of stderr, when the report goes there */
+static dev_t pa_stats_dev;        /* what it is open on: a program may close every descriptor */
+static ino_t pa_stats_ino;        /* and open others, one of which can take its number */
+
+/* Where a report for stderr goes: the duplicate while it is still what stderr was at start-up,
+ * else whatever fd 2 is now (a socket that took the duplicate's number must not get it). */
+static int report_fd(void)
+{
+    struct stat st;
+    if (pa_stats_fd >= 0 && fstat(pa_stats_fd, &st) == 0 && st.st_dev == pa_stats_dev &&
+        st.st_ino == pa_stats_ino)
+        return pa_stats_fd;
+    return 2;
+}
 
 static bool to_stderr(const char *dest)
 {
-    return strcmp(dest, "1") == 0 || strcmp(dest, "stderr") == 0;
+    return strcmp(dest, "stderr") == 0;   /* settings.c's name for 1 and stderr */
 }
 
 static size_t append(char *buf, size_t n, size_t cap, const char *s, size_t len)
@@ -53,14 +67,14 @@ static bool expand(char *buf, size_t cap, const char *pattern)
 static void complain(const char *what, const char *path, int err)
 {
     const char *parts[] = { "pyarena: ", what, " ", path, ": ", strerror(err) };
-    pa_os_say(pa_stats_fd >= 0 ? pa_stats_fd : 2, parts, sizeof parts / sizeof *parts);
+    pa_os_say(report_fd(), parts, sizeof parts / sizeof *parts);
 }
 
 static void at_exit(void)
 {
     const char *dest = pa_config.stats;
     if (to_stderr(dest)) {
-        pa_stats_write(pa_stats_fd >= 0 ? pa_stats_fd : 2, pa_config.stats_format);
+        pa_stats_write(report_fd(), pa_config.stats_format);
         return;
     }
     if (getauxval(AT_SECURE))
@@ -88,6 +102,14 @@ void pa_stats_setup(void)
         pa_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (pa_stats_fd < 0)
             pa_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        struct stat st;
+        if (pa_stats_fd >= 0 && fstat(pa_stats_fd, &st) == 0) {
+            pa_stats_dev = st.st_dev;
+            pa_stats_ino = st.st_ino;
+        } else if (pa_stats_fd >= 0) {
+            close(pa_stats_fd);
+            pa_stats_fd = -1;
+        }
     }
     atexit(at_exit);
 }

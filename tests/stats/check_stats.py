@@ -127,14 +127,35 @@ def _():
     expect("pyarena stats, pid" in r.stderr, f"stderr {r.stderr[:200]!r}")
     r = run([prog, "0"], PYARENA_STATS="/tmp/" + "x" * 4096)
     expect(r.returncode == 0 and r.stderr.startswith(
-        "pyarena: PYARENA_STATS is longer than 4095 bytes; no report") and
+        "pyarena: PYARENA_STATS names a path longer than 4095 bytes; no report") and
         "pyarena stats" not in r.stderr, f"stderr {r.stderr[:200]!r}")
+
+
+@case("a relative PYARENA_STATS is where the program started, though it changed directory")
+def _():
+    with tempfile.TemporaryDirectory() as d:
+        os.mkdir(os.path.join(d, "elsewhere"))
+        r = run([prog, "chdir", "elsewhere"], cwd=d, PYARENA_STATS="stats-%p.txt")
+        expect(r.returncode == 0 and r.stderr == "", f"exit {r.returncode}: {r.stderr[:200]!r}")
+        files = sorted(os.listdir(d))
+        expect(len(files) == 2 and files[0] == "elsewhere" and files[1].startswith("stats-") and
+               os.listdir(os.path.join(d, "elsewhere")) == [], f"files {files}")
 
 
 @case("report reaches stderr even when the program closed it")
 def _():
     r = run([prog, "close"], PYARENA_STATS="1")
     expect(r.returncode == 0 and "pyarena stats, pid" in r.stderr, f"stderr {r.stderr[:200]!r}")
+
+
+@case("a descriptor that took the place of pyarena's copy of stderr does not get the report")
+def _():
+    with tempfile.TemporaryDirectory() as d:
+        other = os.path.join(d, "other")
+        r = run([prog, "reuse", other], PYARENA_STATS="1")
+        expect(r.returncode == 0 and "pyarena stats, pid" in r.stderr, f"stderr {r.stderr[:200]!r}")
+        with open(other) as f:
+            expect(f.read() == "", "the program's own file holds nothing")
 
 
 @case("nothing at all when PYARENA_STATS is unset or 0")
