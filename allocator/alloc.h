@@ -230,20 +230,19 @@ static inline __attribute__((always_inline)) void pa_cache_push(pa_heap *h, size
  * starts a block of a pool in use, and the block is not already free (a matching mark is
  * confirmed out of line). The path is the same at every level and with stats on: at level 0
  * pa_free_suspect skips the checks, and at level 2 no pool's owner word matches
- * (PA_OWNER_CAREFUL). region is ptr's region, which pa_free has at hand. */
-static inline __attribute__((always_inline)) void pa_small_free(void *ptr, uintptr_t region)
+ * (PA_OWNER_CAREFUL). */
+static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 {
-    const pa_pool_meta *m = (const pa_pool_meta *)(region + PA_META_OFFSET + pa_page16(ptr));
+    const pa_pool_meta *m = pa_meta_of(ptr);
     pa_heap *h = pa_tls_heap;
     pa_block *b = ptr;
     pa_pool_meta meta = { .owner = m->owner, .magic = m->magic, .cls = m->cls };  /* a line */
     if (unlikely(meta.owner != h)) {
-        pa_heap_free_remote(b, h);   /* tail calls: the fast path keeps no stack frame, and
-                                        with ptr first, ptr stays where it came in */
+        pa_heap_free_remote(h, b);   /* tail calls: the fast path keeps no stack frame */
         return;
     }
     if (unlikely(!pa_block_start_or_slack(&meta, ptr) || b->mark == pa_free_mark(b))) {
-        pa_free_suspect(b, h);
+        pa_free_suspect(h, b);
         return;
     }
     b->mark = pa_free_mark(b);
@@ -278,16 +277,10 @@ static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 
 static inline __attribute__((always_inline)) void pa_free(void *ptr)
 {
-    /* pa_owned, keeping the map index: shifted back, it is the region's base, for one
-     * instruction where masking ptr costs two (a copy, then the mask). The empty asm hides
-     * the shift pair, which GCC would otherwise fold back into the mask. */
-    uintptr_t r = (uintptr_t)ptr >> PA_REGION_SHIFT;
-    if (likely(r < PA_MAP_ENTRIES && pa_space_map[r])) {
-        __asm__("" : "+r"(r));
-        pa_small_free(ptr, r << PA_REGION_SHIFT);
-    } else {
+    if (likely(pa_owned(ptr)))
+        pa_small_free(ptr);
+    else
         pa_api_free_other(ptr);
-    }
 }
 
 #endif

@@ -141,7 +141,7 @@ void pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn)
 
 /* The inline free fast path's suspicion, out of line: check (unless at level 0), then finish
  * that free as the fast path would (level 0 or 1). */
-void pa_free_suspect(pa_block *b, pa_heap *h)
+void pa_free_suspect(pa_heap *h, pa_block *b)
 {
     pa_pool *p = pa_pool_of(b);
     if (pa_hot.check_level)

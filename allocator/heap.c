@@ -483,7 +483,7 @@ static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, 
  * its thread's live heap (thread exit switches to the dead heap before it flushes), and the
  * batch's owner was live when the batch began; if it has been abandoned since, remote_push
  * hands the blocks over under the lock. */
-void pa_heap_free_remote(pa_block *b, pa_heap *h)
+void pa_heap_free_remote(pa_heap *h, pa_block *b)
 {
     pa_pool *p = pa_pool_of(b);
     const pa_pool_meta *m = pa_meta_of(b);

@@ -297,7 +297,7 @@ PA_HIDDEN void *pa_heap_alloc_slow(pa_heap *h, size_t cls);
 PA_HIDDEN void *pa_heap_alloc_slow_tracked(pa_heap *h, size_t cls, size_t n);   /* stats on */
 PA_HIDDEN void  pa_heap_free_slow(pa_heap *h, pa_pool *p);
 PA_HIDDEN void  pa_heap_free_local(pa_heap *h, pa_pool *p, pa_block *b);
-PA_HIDDEN void  pa_heap_free_remote(pa_block *b, pa_heap *h);
+PA_HIDDEN void  pa_heap_free_remote(pa_heap *h, pa_block *b);
 PA_HIDDEN void  pa_heap_remote_flush(pa_heap *h);   /* pushes every batch of h (any state) */
 PA_HIDDEN void  pa_heap_thread_exit(void *heap);
 PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);   /* cache, remote batches, empty pools */
@@ -430,7 +430,7 @@ PA_HIDDEN extern pa_hot_vars pa_hot;
 PA_HIDDEN void  pa_check_init(void);
 PA_HIDDEN void *pa_careful_malloc(size_t n);   /* small (n <= 512, or 0) */
 PA_HIDDEN void  pa_check_free_slow(pa_pool *p, pa_block *b, const char *fn);
-PA_HIDDEN void  pa_free_suspect(pa_block *b, pa_heap *h);
+PA_HIDDEN void  pa_free_suspect(pa_heap *h, pa_block *b);
 PA_HIDDEN void  pa_check_live(const void *ptr, const char *fn);
 PA_HIDDEN void  pa_check_large(const void *ptr, const char *fn);
 PA_HIDDEN void  pa_check_handout(pa_pool *p, pa_block *b);
