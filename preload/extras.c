@@ -1,8 +1,11 @@
 /* extras.c — the glibc extensions programs call: malloc_trim gives memory back, mallinfo2 /
- * mallinfo / malloc_stats report pyarena's own figures (small pools) plus jemalloc's (large
- * path), mallopt is accepted and ignored (pyarena's knobs are PYARENA_* settings). */
+ * mallinfo / malloc_stats / malloc_info report pyarena's own figures (small pools) plus
+ * jemalloc's (large path), mallopt is accepted and ignored (pyarena's knobs are PYARENA_*
+ * settings). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -51,6 +54,50 @@ PA_EXPORT struct mallinfo mallinfo(void)
 PA_EXPORT void malloc_stats(void)
 {
     pa_stats_write(2, PYARENA_STATS_TEXT);
+}
+
+/* glibc's XML, its places filled with pyarena's figures: the small pools are heap 0, their
+ * free blocks its free chunks, one size range per class, and their empty pools its
+ * unsorted chunks; the large path is the mmap total (jemalloc's live blocks), and jemalloc's
+ * mappings count in the whole process's system size. Called by the program, not from inside
+ * the allocator, so stdio (which may allocate) is allowed here; the snapshot is taken before
+ * the first write. */
+PA_EXPORT int malloc_info(int options, FILE *fp)
+{
+    if (options != 0)
+        return EINVAL;   /* as glibc's code does (its manual page says -1 and errno) */
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    pa_large_snapshot l;
+    pa_large_snapshot_take(&l);
+    size_t free_count = s.pools_free, free_bytes = s.free_bytes + s.pools_free * PA_POOL_SIZE,
+           max = s.arenas.peak * PA_ARENA_SIZE;
+    fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
+    for (size_t c = 0; c < PA_NCLASSES; c++) {
+        const pa_class_snapshot *k = &s.cls[c];
+        free_count += k->free;
+        if (k->free)
+            fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
+                    k->size - PA_ALIGN + 1, k->size, k->free * k->size, k->free);
+    }
+    if (s.pools_free)
+        fprintf(fp, "  <unsorted from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
+                PA_POOL_SIZE, PA_POOL_SIZE, s.pools_free * PA_POOL_SIZE, s.pools_free);
+    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+                "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+                "</heap>\n",
+            free_count, free_bytes, s.arena_bytes, max, s.arena_bytes, s.arena_bytes);
+    fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+                "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+                "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+                "</malloc>\n",
+            free_count, free_bytes, l.in_use, l.bytes, s.arena_bytes + l.mapped,
+            max + l.mapped, s.arena_bytes + l.mapped, s.arena_bytes + l.mapped);
+    return ferror(fp) ? -1 : 0;
 }
 
 PA_EXPORT int mallopt(int param, int value)

@@ -154,7 +154,7 @@ case_cxx() {
 }
 
 # ---- 7. malloc API semantics
-API_CHECKS=42
+API_CHECKS=44
 case_api() {
     local n=api o=$TMP/api.out rc
     pre "$o" "$BIN/api"; rc=$?
@@ -197,7 +197,7 @@ case_tools() {
 case_symbols() {
     local n=symbols allowed extra missing s
     allowed="malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign valloc
-             pvalloc malloc_usable_size malloc_trim mallinfo mallinfo2 malloc_stats mallopt"
+             pvalloc malloc_usable_size malloc_trim mallinfo mallinfo2 malloc_stats malloc_info mallopt"
     # glibc's registration behind pthread_atfork: ours and jemalloc's handlers first (atfork.c)
     allowed="$allowed __register_atfork pthread_atfork"
     # the pyarena_* functions declared in the public header
