@@ -97,7 +97,7 @@ PA_EXPORT int malloc_info(int options, FILE *fp)
                 "</malloc>\n",
             free_count, free_bytes, l.in_use, l.bytes, s.arena_bytes + l.mapped,
             max + l.mapped, s.arena_bytes + l.mapped, s.arena_bytes + l.mapped);
-    return ferror(fp) ? -1 : 0;
+    return 0;   /* as glibc's: a write error stays on the stream, for the caller's ferror */
 }
 
 PA_EXPORT int mallopt(int param, int value)

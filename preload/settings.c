@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -62,7 +63,16 @@ static void read_stats(void)
         pa_config.stats = "stderr";
     } else {
         size_t len = strlen(v), at = 0;
-        if (v[0] != '/' && getcwd(stats_dest, sizeof stats_dest) != NULL) {
+        if (v[0] != '/') {
+            /* the system call, not getcwd: glibc's falls back to reading directories, which
+             * allocates, for a directory deeper than the buffer or outside a chroot */
+            if (syscall(SYS_getcwd, stats_dest, sizeof stats_dest) <= 0 || stats_dest[0] != '/') {
+                const char *parts[] = { "pyarena: PYARENA_STATS=", v, ": relative, and the "
+                                        "directory it is relative to cannot be read or is too "
+                                        "long; no report" };
+                pa_os_say(2, parts, 3);
+                return;
+            }
             at = strlen(stats_dest);
             if (at > 1)
                 stats_dest[at++] = '/';

@@ -15,18 +15,27 @@
 #include "snapshot.h"
 
 static int   pa_stats_fd = -1;   /* duplicate of stderr, when the report goes there */
-static dev_t pa_stats_dev;        /* what it is open on: a program may close every descriptor */
-static ino_t pa_stats_ino;        /* and open others, one of which can take its number */
+static bool  pa_stderr_known;     /* stderr was open at start-up, on this file: */
+static dev_t pa_stderr_dev;       /* a program may close every descriptor, 2 included, and */
+static ino_t pa_stderr_ino;       /* open files or sockets of its own in their places */
 
-/* Where a report for stderr goes: the duplicate while it is still what stderr was at start-up,
- * else whatever fd 2 is now (a socket that took the duplicate's number must not get it). */
-static int report_fd(void)
+/* Is fd open for writing on the file stderr was at start-up? */
+static bool is_startup_stderr(int fd)
 {
     struct stat st;
-    if (pa_stats_fd >= 0 && fstat(pa_stats_fd, &st) == 0 && st.st_dev == pa_stats_dev &&
-        st.st_ino == pa_stats_ino)
+    int flags = fcntl(fd, F_GETFL);
+    return pa_stderr_known && flags >= 0 && (flags & O_ACCMODE) != O_RDONLY &&
+           fstat(fd, &st) == 0 && st.st_dev == pa_stderr_dev && st.st_ino == pa_stderr_ino;
+}
+
+/* Where a report or a message for stderr goes: the duplicate, else fd 2, whichever still is
+ * what stderr was at start-up; -1 if neither is (nothing is written: the program's own file
+ * or socket must not get it). */
+static int report_fd(void)
+{
+    if (pa_stats_fd >= 0 && is_startup_stderr(pa_stats_fd))
         return pa_stats_fd;
-    return 2;
+    return is_startup_stderr(2) ? 2 : -1;
 }
 
 static bool to_stderr(const char *dest)
@@ -67,14 +76,18 @@ static bool expand(char *buf, size_t cap, const char *pattern)
 static void complain(const char *what, const char *path, int err)
 {
     const char *parts[] = { "pyarena: ", what, " ", path, ": ", strerror(err) };
-    pa_os_say(report_fd(), parts, sizeof parts / sizeof *parts);
+    int fd = report_fd();
+    if (fd >= 0)
+        pa_os_say(fd, parts, sizeof parts / sizeof *parts);
 }
 
 static void at_exit(void)
 {
     const char *dest = pa_config.stats;
     if (to_stderr(dest)) {
-        pa_stats_write(report_fd(), pa_config.stats_format);
+        int fd = report_fd();
+        if (fd >= 0)
+            pa_stats_write(fd, pa_config.stats_format);
         return;
     }
     if (getauxval(AT_SECURE))
@@ -98,18 +111,16 @@ static void at_exit(void)
 void pa_stats_setup(void)
 {
     pa_track_on = 1;
-    if (to_stderr(pa_config.stats)) {
+    struct stat st;
+    if (fstat(2, &st) == 0) {
+        pa_stderr_known = true;
+        pa_stderr_dev = st.st_dev;
+        pa_stderr_ino = st.st_ino;
+    }
+    if (pa_stderr_known && to_stderr(pa_config.stats)) {
         pa_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (pa_stats_fd < 0)
             pa_stats_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-        struct stat st;
-        if (pa_stats_fd >= 0 && fstat(pa_stats_fd, &st) == 0) {
-            pa_stats_dev = st.st_dev;
-            pa_stats_ino = st.st_ino;
-        } else if (pa_stats_fd >= 0) {
-            close(pa_stats_fd);
-            pa_stats_fd = -1;
-        }
     }
     atexit(at_exit);
 }

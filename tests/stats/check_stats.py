@@ -156,6 +156,20 @@ def _():
         expect(r.returncode == 0 and "pyarena stats, pid" in r.stderr, f"stderr {r.stderr[:200]!r}")
         with open(other) as f:
             expect(f.read() == "", "the program's own file holds nothing")
+        # stderr closed too and the same file in its place: no report anywhere
+        r = run([prog, "reuse", other, "all"], PYARENA_STATS="1")
+        expect(r.returncode == 0 and r.stderr == "", f"stderr {r.stderr[:200]!r}")
+        with open(other) as f:
+            expect(f.read() == "", "with fd 2 replaced too, the program's file holds nothing")
+        # stderr a log file, which the program reopens read-only in the duplicate's place:
+        # the report still reaches the log through fd 2
+        log = os.path.join(d, "log")
+        with open(log, "w") as err:
+            e = {k: v for k, v in os.environ.items() if not k.startswith("PYARENA_")}
+            e.update(PYARENA_STATS="1", LD_PRELOAD=lib)
+            rc = subprocess.run([prog, "reuse", log, "ro"], env=e, stderr=err, timeout=60).returncode
+        with open(log) as f:
+            expect(rc == 0 and "pyarena stats, pid" in f.read(), "report in the log through fd 2")
 
 
 @case("nothing at all when PYARENA_STATS is unset or 0")

@@ -9,8 +9,9 @@
  *   250 bytes shrunk by realloc to 241 within their class (waste 15)
  * `stats_pattern fork` forks; both processes exit normally and print their pid.
  * `stats_pattern close` closes stderr before exit, as coreutils do.
- * `stats_pattern reuse FILE` closes every descriptor from 3 up, as daemons do, then opens FILE
- * once at each of them (the preload's duplicate of stderr among them), and exits.
+ * `stats_pattern reuse FILE [all|ro]` closes every descriptor from 3 up (from 0 with all), as
+ * daemons do, then opens FILE at each of them (the preload's duplicate of stderr among them;
+ * read-only with ro), and exits.
  * `stats_pattern chdir DIR` changes to DIR before exit.
  * `stats_pattern title` writes over the environment's strings before exit, as programs that
  * set their process title in place do (PostgreSQL). */
@@ -91,11 +92,14 @@ int main(int argc, char **argv)
     if (strcmp(mode, "close") == 0)
         close(2);
     if (strcmp(mode, "reuse") == 0 && argc > 2) {
-        int fd = open(argv[2], O_WRONLY | O_CREAT | O_APPEND, 0644);
-        for (int i = 3; i < 1024; i++)
+        const char *how = argc > 3 ? argv[3] : "";
+        int from = strcmp(how, "all") == 0 ? 0 : 3;
+        int fd = open(argv[2], strcmp(how, "ro") == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND,
+                      0644);
+        for (int i = from; i < 1024; i++)
             if (i != fd)
                 close(i);
-        for (int i = 3; i < 1024; i++)
+        for (int i = from; i < 1024; i++)
             if (i != fd)
                 dup2(fd, i);
     }
