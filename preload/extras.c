@@ -17,21 +17,27 @@ PA_EXPORT int malloc_trim(size_t pad)
     return pa_api_trim();
 }
 
+/* mallinfo2's figures from a snapshot and jemalloc's totals; malloc_info reports them too. */
+static struct mallinfo2 info_of(const pa_snapshot *s, size_t je_alloc, size_t je_mapped)
+{
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = s->arena_bytes;                 /* small-object arenas */
+    mi.hblkhd = je_mapped;                     /* large path: jemalloc's mappings */
+    mi.uordblks = s->block_bytes + je_alloc;   /* bytes in use, both paths */
+    mi.fordblks = s->free_bytes + s->pools_free * PA_POOL_SIZE;
+    mi.ordblks = s->pools_free;
+    mi.usmblks = s->arenas.peak * PA_ARENA_SIZE;
+    return mi;
+}
+
 PA_EXPORT struct mallinfo2 mallinfo2(void)
 {
     pa_snapshot s;
     pa_snapshot_take(&s);
-    struct mallinfo2 mi;
-    memset(&mi, 0, sizeof mi);
     size_t je_alloc, je_mapped;
     pa_large_totals(&je_alloc, &je_mapped);
-    mi.arena = s.arena_bytes;                 /* small-object arenas */
-    mi.hblkhd = je_mapped;                    /* large path: jemalloc's mappings */
-    mi.uordblks = s.block_bytes + je_alloc;   /* bytes in use, both paths */
-    mi.fordblks = s.free_bytes + s.pools_free * PA_POOL_SIZE;
-    mi.ordblks = s.pools_free;
-    mi.usmblks = s.arenas.peak * PA_ARENA_SIZE;
-    return mi;
+    return info_of(&s, je_alloc, je_mapped);
 }
 
 static int clamp_int(size_t v)
@@ -56,12 +62,27 @@ PA_EXPORT void malloc_stats(void)
     pa_stats_write(2, PYARENA_STATS_TEXT);
 }
 
-/* glibc's XML, its places filled with pyarena's figures: the small pools are heap 0, their
- * free blocks its free chunks, one size range per class, and their empty pools its
- * unsorted chunks; the large path is the mmap total (jemalloc's live blocks), and jemalloc's
- * mappings count in the whole process's system size. Called by the program, not from inside
- * the allocator, so stdio (which may allocate) is allowed here; the snapshot is taken before
- * the first write. */
+/* The lines that close a heap of glibc's XML and the whole of it: its free chunks, its mmaps
+ * (the whole only: mmaps NULL for a heap), and its system sizes. */
+static void xml_totals(FILE *fp, size_t free_count, size_t free_bytes,
+                       const pa_large_snapshot *mmaps, size_t current, size_t max)
+{
+    fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", free_count, free_bytes);
+    if (mmaps)
+        fprintf(fp, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", mmaps->in_use,
+                mmaps->bytes);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n",
+            current, max, current, current);
+}
+
+/* glibc's XML, its places filled with pyarena's figures (mallinfo2's): the small pools are
+ * heap 0, their free blocks its free chunks, one size range per class, and their empty pools
+ * its unsorted chunks; the large path is the mmap total (jemalloc's live blocks), and
+ * jemalloc's mappings count in the whole process's system size. Called by the program, not
+ * from inside the allocator, so stdio (which may allocate) is allowed here; the snapshots are
+ * taken before the first write. */
 PA_EXPORT int malloc_info(int options, FILE *fp)
 {
     if (options != 0)
@@ -70,8 +91,8 @@ PA_EXPORT int malloc_info(int options, FILE *fp)
     pa_snapshot_take(&s);
     pa_large_snapshot l;
     pa_large_snapshot_take(&l);
-    size_t free_count = s.pools_free, free_bytes = s.free_bytes + s.pools_free * PA_POOL_SIZE,
-           max = s.arenas.peak * PA_ARENA_SIZE;
+    struct mallinfo2 mi = info_of(&s, l.bytes, l.mapped);
+    size_t free_count = mi.ordblks;   /* the empty pools, and below every free block */
     fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
     for (size_t c = 0; c < PA_NCLASSES; c++) {
         const pa_class_snapshot *k = &s.cls[c];
@@ -83,20 +104,11 @@ PA_EXPORT int malloc_info(int options, FILE *fp)
     if (s.pools_free)
         fprintf(fp, "  <unsorted from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
                 PA_POOL_SIZE, PA_POOL_SIZE, s.pools_free * PA_POOL_SIZE, s.pools_free);
-    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-                "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
-                "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
-                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
-                "</heap>\n",
-            free_count, free_bytes, s.arena_bytes, max, s.arena_bytes, s.arena_bytes);
-    fprintf(fp, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
-                "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
-                "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
-                "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
-                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
-                "</malloc>\n",
-            free_count, free_bytes, l.in_use, l.bytes, s.arena_bytes + l.mapped,
-            max + l.mapped, s.arena_bytes + l.mapped, s.arena_bytes + l.mapped);
+    fputs("</sizes>\n", fp);
+    xml_totals(fp, free_count, mi.fordblks, NULL, mi.arena, mi.usmblks);
+    fputs("</heap>\n", fp);
+    xml_totals(fp, free_count, mi.fordblks, &l, mi.arena + mi.hblkhd, mi.usmblks + mi.hblkhd);
+    fputs("</malloc>\n", fp);
     return 0;   /* as glibc's: a write error stays on the stream, for the caller's ferror */
 }
 

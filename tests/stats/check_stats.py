@@ -9,11 +9,12 @@ prog = os.path.abspath(os.path.join(build, "tests", "stats_pattern"))
 results = []
 
 
-def run(args, cwd=None, **env):
+def run(args, cwd=None, stderr=subprocess.PIPE, **env):
     e = {k: v for k, v in os.environ.items() if not k.startswith("PYARENA_")}
     e.update(env)
     e["LD_PRELOAD"] = lib
-    return subprocess.run(args, env=e, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(args, env=e, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, text=True,
+                          timeout=60)
 
 
 def case(name):
@@ -165,9 +166,7 @@ def _():
         # the report still reaches the log through fd 2
         log = os.path.join(d, "log")
         with open(log, "w") as err:
-            e = {k: v for k, v in os.environ.items() if not k.startswith("PYARENA_")}
-            e.update(PYARENA_STATS="1", LD_PRELOAD=lib)
-            rc = subprocess.run([prog, "reuse", log, "ro"], env=e, stderr=err, timeout=60).returncode
+            rc = run([prog, "reuse", log, "ro"], stderr=err, PYARENA_STATS="1").returncode
         with open(log) as f:
             expect(rc == 0 and "pyarena stats, pid" in f.read(), "report in the log through fd 2")
 
