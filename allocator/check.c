@@ -6,7 +6,7 @@
  *   0  no checks.
  *   1  (default) a free or realloc of a pointer that is not the start of a block of a pool in
  *      use, or of a block already free, aborts; non-pyarena pointers are checked for the
- *      alignment every block has. The inline fast paths of alloc.h do this level themselves.
+ *      alignment every block has, and for the mark a freed large block carries. The inline fast paths of alloc.h do this level themselves.
  *   2  adds free-list links encoded with a per-process secret and validated before use, and
  *      free blocks filled with PA_FREE_FILL, verified when handed out again, so a write to a
  *      block after free (use after free) is caught at its next allocation. */
@@ -53,8 +53,9 @@ void pa_check_init(void)
 /* ---- messages */
 
 /* "pyarena: double free of 0x… (48-byte class)" when fn is free,
- * "pyarena: realloc of freed block 0x… (48-byte class)" otherwise;
- * "pyarena: invalid pointer 0x… passed to free"; other kinds name the block and class. */
+ * "pyarena: realloc of freed block 0x… (48-byte class)" otherwise ("(large block)" for the
+ * large path's); "pyarena: invalid pointer 0x… passed to free"; other kinds name the block
+ * and class. */
 _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn, size_t class_size)
 {
     char hex[20], dec[24];
@@ -62,10 +63,11 @@ _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn, 
     dec[pa_os_fmt_dec(dec, class_size)] = '\0';
     bool invalid = strcmp(what, "invalid pointer") == 0;
     bool refree = strcmp(what, "double free") == 0 && strcmp(fn, "free") != 0;
+    bool large = class_size == PA_LARGE_BLOCK, cls = !invalid && class_size;
     const char *parts[] = {
         "pyarena: ", refree ? fn : what, refree ? " of freed block " : invalid ? " " : " of ", hex,
-        invalid ? " passed to " : class_size ? " (" : "", invalid ? fn : class_size ? dec : "",
-        !invalid && class_size ? "-byte class)" : "",
+        invalid ? " passed to " : cls ? " (" : "", invalid ? fn : !cls ? "" : large ? "large block" : dec,
+        !cls ? "" : large ? ")" : "-byte class)",
     };
     pa_os_say(2, parts, sizeof parts / sizeof *parts);
     abort();
@@ -158,11 +160,20 @@ void pa_check_live(const void *ptr, const char *fn)
 }
 
 /* A pointer that is not pyarena's goes to jemalloc, which cannot tell cheaply whether it is
- * its own; every block either hands out is 16-byte aligned, so anything else is invalid. */
+ * its own, nor whether the block is still live. Every block either hands out is 16-byte
+ * aligned, so anything else is invalid. And the large path's freed blocks carry the mark in
+ * their second word, as the pools' do (pa_large_free writes it, pa_large_alloc clears it), so
+ * a second free is caught while the block's memory still holds it: until jemalloc hands the
+ * block out again or gives its page back. Before the secret is chosen (pa_check_init) no
+ * block carries a mark. */
 void pa_check_large(const void *ptr, const char *fn)
 {
-    if (pa_hot.check_level && ((uintptr_t)ptr & (PA_ALIGN - 1)))
+    if (!pa_hot.check_level)
+        return;
+    if ((uintptr_t)ptr & (PA_ALIGN - 1))
         pa_check_fail("invalid pointer", ptr, fn, 0);
+    if (((const pa_block *)ptr)->mark == pa_free_mark(ptr) && pa_hot.free_key != 0)
+        pa_check_fail("double free", ptr, fn, PA_LARGE_BLOCK);
 }
 
 /* A block leaves a free list: forget its mark; level 2 verifies nothing wrote to it. */

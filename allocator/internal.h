@@ -437,6 +437,7 @@ PA_HIDDEN void  pa_check_handout(pa_pool *p, pa_block *b);
 PA_HIDDEN void  pa_check_freed(pa_pool *p, pa_block *b);
 PA_HIDDEN _Noreturn void pa_check_fail(const char *what, const void *ptr, const char *fn,
                                        size_t class_size);
+#define PA_LARGE_BLOCK SIZE_MAX   /* pa_check_fail's class_size for a block of the large path */
 
 /* ---- fork.c (preload/) */
 PA_HIDDEN void pa_fork_register(void);

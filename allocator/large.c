@@ -5,7 +5,7 @@
 #include <jemalloc/jemalloc.h>
 #include <string.h>
 
-#include "internal.h"
+#include "alloc.h"
 
 /* The decay's tick (below) costs a program nothing until its threads have taken
  * PA_LARGE_DECAY_ARM_BYTES from this path in all: a program with no large spike to give back
@@ -32,10 +32,13 @@ void *pa_large_alloc(size_t size, size_t align, bool zero)
     if (align > PA_ALIGN)
         flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
     void *p = mallocx(size ? size : 1, flags);
-    if (p == NULL)
+    if (p == NULL) {
         errno = ENOMEM;
-    else
-        note_taken(size);
+        return NULL;
+    }
+    if (!zero)   /* the free mark it may carry from its last life (a zeroed block has none) */
+        ((pa_block *)p)->mark = 0;
+    note_taken(size);
     return p;
 }
 
@@ -50,9 +53,12 @@ static inline void note_freed(void)
         atomic_store_explicit(&pa_large_freed, true, memory_order_relaxed);
 }
 
+/* The mark, as on the pools' free blocks, lets pa_check_large catch a second free: jemalloc
+ * writes nothing into the blocks it keeps for reuse. */
 void pa_large_free(void *ptr)
 {
     note_freed();
+    ((pa_block *)ptr)->mark = pa_free_mark(ptr);
     dallocx(ptr, 0);
 }
 

@@ -240,6 +240,20 @@ case_bad_input() {
         esac
         grep -qx "$want" "$o" || { fail $n "$m: no line '$want'" "$o"; return; }
     done
+    # the large path's double frees: jemalloc's small and large classes, one above its 2 MiB
+    # pages, an aligned block and one never written to; and a freed block given to the others
+    for m in large_double:1000 large_double:70000 large_double:3000000 large_aligned:4096 \
+             large_untouched:20000 large_realloc:6000 large_usable:6000; do
+        pre "$o" "$BIN/bad_input" ${m%:*} ${m#*:}; rc=$?
+        [ $rc -eq 134 ] || { fail $n "$m: expected an abort, got $(status_text $rc)" "$o"; return; }
+        addr=$(val "$o" large)
+        case ${m%:*} in
+            large_realloc) want="pyarena: realloc of freed block $addr (large block)" ;;
+            large_usable)  want="pyarena: malloc_usable_size of freed block $addr (large block)" ;;
+            *)             want="pyarena: double free of $addr (large block)" ;;
+        esac
+        grep -qx "$want" "$o" || { fail $n "$m: no line '$want'" "$o"; return; }
+    done
     pre "$o" env PYARENA_CHECK=0 "$BIN/bad_input" interior; rc=$?
     grep -q survived "$o" || { fail $n "PYARENA_CHECK=0 still checked: $(status_text $rc)" "$o"; return; }
     pass $n
