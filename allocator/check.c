@@ -9,7 +9,8 @@
  *      alignment every block has, and for the mark a freed large block carries. The inline fast paths of alloc.h do this level themselves.
  *   2  adds free-list links encoded with a per-process secret and validated before use, and
  *      free blocks filled with PA_FREE_FILL, verified when handed out again, so a write to a
- *      block after free (use after free) is caught at its next allocation. */
+ *      block after free (use after free) is caught at its next allocation; and the ledger
+ *      (ledger.c): a non-pyarena pointer must be a live block of the large path. */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdlib.h>
@@ -174,6 +175,8 @@ void pa_check_large(const void *ptr, const char *fn)
         pa_check_fail("invalid pointer", ptr, fn, 0);
     if (((const pa_block *)ptr)->mark == pa_free_mark(ptr) && pa_hot.free_key != 0)
         pa_check_fail("double free", ptr, fn, PA_LARGE_BLOCK);
+    if (pa_ledger_on)   /* level 2: every other pointer must be a live large block */
+        pa_ledger_check(ptr, fn);
 }
 
 /* A block leaves a free list: forget its mark; level 2 verifies nothing wrote to it. */

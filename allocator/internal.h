@@ -356,6 +356,7 @@ PA_HIDDEN void      pa_space_foreach(void (*fn)(pa_arena *a, void *arg), void *a
 
 /* ---- os.c: every system call the allocator makes */
 PA_HIDDEN void *pa_os_reserve(size_t size, size_t align);
+PA_HIDDEN void  pa_os_release(void *addr, size_t size);
 PA_HIDDEN int   pa_os_purge(void *addr, size_t size);
 PA_HIDDEN uint64_t pa_os_now_ms(void);
 PA_HIDDEN bool     pa_os_once_per(_Atomic uint64_t *last_ms, uint64_t period_ms);
@@ -375,6 +376,17 @@ PA_HIDDEN size_t pa_large_usable(const void *ptr);
 PA_HIDDEN void   pa_large_decay_tick(void);   /* no lock held: it may re-enter malloc */
 PA_HIDDEN bool   pa_large_trim(void);         /* malloc_trim: true if pages went back */
 PA_HIDDEN void   pa_large_init(void);         /* right after pa_fork_register */
+PA_HIDDEN bool   pa_large_none_yet(void);     /* nothing handed out on this path so far */
+
+/* ---- ledger.c: the large path's live blocks, under PYARENA_CHECK=2 */
+PA_HIDDEN extern bool pa_ledger_on;
+PA_HIDDEN void pa_ledger_start(bool without_handouts);   /* pa_init, after the settings */
+PA_HIDDEN bool pa_ledger_add(const void *ptr);           /* false: no memory */
+PA_HIDDEN void pa_ledger_check(const void *ptr, const char *fn);   /* must be live */
+PA_HIDDEN void pa_ledger_take(const void *ptr, const char *fn);    /* must be live; freed */
+PA_HIDDEN void pa_ledger_fork_prepare(void);
+PA_HIDDEN void pa_ledger_fork_parent(void);
+PA_HIDDEN void pa_ledger_fork_child(void);
 #define PA_HIST_BUCKETS 48   /* bucket k: sizes in (2^(k-1), 2^k] */
 typedef struct pa_large_snapshot {
     size_t in_use, bytes, allocs, frees, mapped;

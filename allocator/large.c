@@ -31,15 +31,23 @@ void *pa_large_alloc(size_t size, size_t align, bool zero)
     int flags = zero ? MALLOCX_ZERO : 0;
     if (align > PA_ALIGN)
         flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
-    void *p = mallocx(size ? size : 1, flags);
-    if (p == NULL) {
+    size_t n = size ? size : 1;
+    void *p = mallocx(n, flags);
+    if (p == NULL || (unlikely(pa_ledger_on) && !pa_ledger_add(p))) {
+        if (p != NULL)
+            dallocx(p, 0);
         errno = ENOMEM;
         return NULL;
     }
     if (!zero)   /* the free mark it may carry from its last life (a zeroed block has none) */
         ((pa_block *)p)->mark = 0;
-    note_taken(size);
+    note_taken(n);
     return p;
+}
+
+bool pa_large_none_yet(void)
+{
+    return atomic_load(&pa_large_taken) == 0 && !atomic_load(&pa_large_armed);
 }
 
 /* Set by every free on this path (and every realloc, which may free), cleared by the decay's
@@ -57,13 +65,26 @@ static inline void note_freed(void)
  * writes nothing into the blocks it keeps for reuse. */
 void pa_large_free(void *ptr)
 {
+    if (unlikely(pa_ledger_on))
+        pa_ledger_take(ptr, "free");
     note_freed();
     ((pa_block *)ptr)->mark = pa_free_mark(ptr);
     dallocx(ptr, 0);
 }
 
+/* Under the ledger the block moves by hand, so that the old one is freed where the ledger
+ * sees it (rallocx would free it inside jemalloc) and a failure leaves it as it was. */
 void *pa_large_realloc(void *ptr, size_t size)
 {
+    if (unlikely(pa_ledger_on)) {
+        void *q = pa_large_alloc(size, 0, false);
+        if (q != NULL) {
+            size_t old = sallocx(ptr, 0);
+            memcpy(q, ptr, old < size ? old : size);
+            pa_large_free(ptr);
+        }
+        return q;
+    }
     if (size > PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;

@@ -44,6 +44,14 @@ void *pa_os_reserve(size_t size, size_t align)
     return start;
 }
 
+/* Unmaps what pa_os_reserve mapped. */
+void pa_os_release(void *addr, size_t size)
+{
+    int saved = errno;
+    munmap(addr, size);
+    errno = saved;
+}
+
 /* Gives the pages back to the OS; they read as zero when touched again. */
 int pa_os_purge(void *addr, size_t size)
 {

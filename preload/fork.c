@@ -1,7 +1,7 @@
 /* fork.c — fork safety: every allocator lock is taken before fork and released (or, in the
  * child, re-created) after, so the child can allocate and free whatever the parent's threads
  * were doing. Lock order: heaps, then each heap's spare list, then arenas (the order the free
- * paths and malloc_trim take them in). */
+ * paths and malloc_trim take them in), then the large path's ledger (a leaf). */
 #include <gnu/libc-version.h>
 
 #include "internal.h"
@@ -19,12 +19,14 @@ static void prepare(void)
 {
     pa_heap_fork_prepare();
     pa_arena_fork_prepare();
+    pa_ledger_fork_prepare();
     pa_tls_in_fork = true;
 }
 
 static void parent(void)
 {
     pa_tls_in_fork = false;
+    pa_ledger_fork_parent();
     pa_arena_fork_parent();
     pa_heap_fork_parent();
 }
@@ -32,6 +34,7 @@ static void parent(void)
 static void child(void)
 {
     pa_tls_in_fork = false;
+    pa_ledger_fork_child();
     pa_arena_fork_child();
     pa_heap_fork_child();
 }

@@ -18,6 +18,7 @@ void pa_init(void)
     pthread_mutex_lock(&pa_init_lock);
     if (!atomic_load_explicit(&pa_init_done, memory_order_relaxed)) {
         pa_settings_read();
+        pa_ledger_start(pa_large_none_yet());   /* before anything here can allocate */
         if (pthread_key_create(&pa_heap_key, pa_heap_thread_exit) != 0)
             pa_os_fatal("cannot create the thread-exit key");
         pa_fork_register();

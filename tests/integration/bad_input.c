@@ -41,6 +41,10 @@ int main(int argc, char **argv)
             memset(l, 'x', 100);
         printf("large %p\n", (void *)l);
         fflush(stdout);
+        if (strcmp(mode, "large_interior") == 0) {   /* caught under PYARENA_CHECK=2 only */
+            sink = l + 16;
+            free(sink);
+        }
         free(l);
         if (strcmp(mode, "large_realloc") == 0)
             sink = realloc(sink == keep ? l : NULL, n + 1000);

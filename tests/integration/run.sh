@@ -241,15 +241,18 @@ case_bad_input() {
         grep -qx "$want" "$o" || { fail $n "$m: no line '$want'" "$o"; return; }
     done
     # the large path's double frees: jemalloc's small and large classes, one above its 2 MiB
-    # pages, an aligned block and one never written to; and a freed block given to the others
+    # pages, an aligned block and one never written to; a freed block given to the others; and
+    # under PYARENA_CHECK=2 (the ledger), a pointer into one
     for m in large_double:1000 large_double:70000 large_double:3000000 large_aligned:4096 \
-             large_untouched:20000 large_realloc:6000 large_usable:6000; do
-        pre "$o" "$BIN/bad_input" ${m%:*} ${m#*:}; rc=$?
+             large_untouched:20000 large_realloc:6000 large_usable:6000 large_interior:6000; do
+        if [ ${m%:*} = large_interior ]; then pre "$o" env PYARENA_CHECK=2 "$BIN/bad_input" ${m%:*} ${m#*:}; rc=$?
+        else pre "$o" "$BIN/bad_input" ${m%:*} ${m#*:}; rc=$?; fi
         [ $rc -eq 134 ] || { fail $n "$m: expected an abort, got $(status_text $rc)" "$o"; return; }
         addr=$(val "$o" large)
         case ${m%:*} in
             large_realloc) want="pyarena: realloc of freed block $addr (large block)" ;;
             large_usable)  want="pyarena: malloc_usable_size of freed block $addr (large block)" ;;
+            large_interior) want="pyarena: invalid pointer $(printf '0x%x' $((addr + 16))) passed to free" ;;
             *)             want="pyarena: double free of $addr (large block)" ;;
         esac
         grep -qx "$want" "$o" || { fail $n "$m: no line '$want'" "$o"; return; }

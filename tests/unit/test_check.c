@@ -181,6 +181,109 @@ Test(check, misaligned_large_pointer_aborts, .signal = SIGABRT)
     pa_free(p + 8);
 }
 
+/* The large path: a freed block carries the mark (level 1), and under level 2 the ledger knows
+ * every live block. */
+Test(check, double_free_of_a_large_block_aborts, .signal = SIGABRT)
+{
+    char *p = pa_malloc(5000);
+    pa_free(p);
+    pa_free(p);
+}
+
+Test(check, a_large_block_handed_out_again_carries_no_mark)
+{
+    for (int i = 0; i < 1000; i++) {   /* jemalloc hands the same block out again and again */
+        pa_block *b = pa_malloc(5000);
+        cr_assert_neq(b->mark, pa_free_mark(b));
+        pa_free(b);
+    }
+}
+
+/* Turns the ledger on, as start-up does under PYARENA_CHECK=2 (nothing large handed out yet). */
+static void ledger(void)
+{
+    cr_assert(pa_large_none_yet());
+    level(2);
+    pa_ledger_start(pa_large_none_yet());
+    cr_assert(pa_ledger_on);
+}
+
+Test(check, ledger_catches_an_interior_large_pointer, .signal = SIGABRT)
+{
+    ledger();
+    char *p = pa_malloc(5000);
+    pa_free(p + 16);
+}
+
+Test(check, ledger_catches_a_double_free_whose_mark_was_overwritten, .signal = SIGABRT)
+{
+    ledger();
+    pa_block *b = pa_malloc(5000);
+    pa_free(b);
+    b->mark = 0;   /* a write after free erased it */
+    pa_free(b);
+}
+
+Test(check, ledger_catches_a_pointer_no_allocator_gave_out, .signal = SIGABRT)
+{
+    ledger();
+    static char foreign[64] __attribute__((aligned(16)));
+    pa_free(foreign + 16);
+}
+
+Test(check, ledger_catches_the_old_pointer_of_a_moved_realloc, .signal = SIGABRT)
+{
+    ledger();
+    char *p = pa_malloc(5000);
+    char *q = pa_api_realloc(p, 50000);
+    cr_assert_neq(q, p, "under the ledger a large realloc always moves");
+    pa_free(p);
+}
+
+/* Many blocks, several rehashes, freed entries dropped by them: nothing live is ever
+ * forgotten, and what realloc and malloc_usable_size see is right. */
+Test(check, ledger_keeps_every_live_block_through_rehashes)
+{
+    ledger();
+    enum { N = 20000 };
+    static char *b[N];
+    uint64_t rng = 7;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            b[i] = pa_malloc(600 + (size_t)(i % 7) * 300);
+            cr_assert_not_null(b[i]);
+            memset(b[i], i & 0xff, 600);
+        }
+        for (int i = 0; i < N; i += 2) {   /* every other one, in a scrambled order */
+            rng = rng * 6364136223846793005u + 1442695040888963407u;
+            int j = (int)((rng >> 33) % (N / 2)) * 2;
+            if (b[j] == NULL)
+                continue;
+            pa_free(b[j]);
+            b[j] = NULL;
+        }
+        for (int i = 1; i < N; i += 2) {
+            cr_assert_geq(pa_api_usable_size(b[i]), 600);
+            b[i] = pa_api_realloc(b[i], 9000);
+            cr_assert_eq(b[i][599], (char)(i & 0xff), "realloc lost the contents");
+        }
+        for (int i = 0; i < N; i++)
+            pa_free(b[i]);
+    }
+}
+
+Test(check, ledger_out_of_memory_fails_the_request_only)
+{
+    ledger();
+    pa_os_fail_next_maps(1);   /* the ledger's first table */
+    errno = 0;
+    cr_assert_null(pa_malloc(5000));
+    cr_assert_eq(errno, ENOMEM);
+    char *p = pa_malloc(5000);
+    cr_assert_not_null(p);
+    pa_free(p);
+}
+
 Test(check, the_programs_own_data_matching_the_mark_is_no_double_free)
 {
     pa_block *b = pa_malloc(32);
