@@ -376,6 +376,7 @@ PA_HIDDEN size_t pa_large_usable(const void *ptr);
 PA_HIDDEN void   pa_large_decay_tick(void);   /* no lock held: it may re-enter malloc */
 PA_HIDDEN bool   pa_large_trim(void);         /* malloc_trim: true if pages went back */
 PA_HIDDEN void   pa_large_init(void);         /* right after pa_fork_register */
+PA_HIDDEN void   pa_large_fork_child(void);   /* from our child handler */
 PA_HIDDEN bool   pa_large_none_yet(void);     /* nothing handed out on this path so far */
 
 /* ---- ledger.c: the large path's live blocks, under PYARENA_CHECK=2 */

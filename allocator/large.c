@@ -22,8 +22,36 @@ static inline void note_taken(size_t size)
         atomic_store_explicit(&pa_large_armed, true, memory_order_relaxed);
 }
 
+/* jemalloc turns its background threads off in a forked child (its postfork handler), so a
+ * child that goes on allocating and then idles, as a PostgreSQL backend or a prefork server's
+ * worker does, kept its freed large pages where its parent gave them back. When MALLOC_CONF
+ * asked for them, our child handler owes the child a restart, paid on its first large request
+ * or decay tick: not in the handler, before jemalloc's own has run, and not at all in a child
+ * that only execs. The option is read from jemalloc's variable (read-only once jemalloc has
+ * started; weak, so a jemalloc without it means none): a mallctl would cost every child that
+ * forks from a program which never made one ~150 KiB of jemalloc's bookkeeping. */
+extern bool je_opt_background_thread __attribute__((weak));
+static _Atomic bool pa_large_restart_owed;
+
+void pa_large_fork_child(void)
+{
+    if (&je_opt_background_thread != NULL && je_opt_background_thread)
+        atomic_store_explicit(&pa_large_restart_owed, true, memory_order_relaxed);
+}
+
+static void restart_background_threads(void)
+{
+    if (pa_tls_in_fork ||
+        !atomic_exchange_explicit(&pa_large_restart_owed, false, memory_order_relaxed))
+        return;
+    bool on = true;   /* jemalloc's thread creation may allocate: no lock of ours is held */
+    mallctl("background_thread", NULL, NULL, &on, sizeof on);
+}
+
 void *pa_large_alloc(size_t size, size_t align, bool zero)
 {
+    if (unlikely(atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed)))
+        restart_background_threads();
     if (size > PTRDIFF_MAX) {
         errno = ENOMEM;
         return NULL;
@@ -147,6 +175,8 @@ void pa_large_init(void)
 
 void pa_large_decay_tick(void)
 {
+    if (unlikely(atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed)))
+        restart_background_threads();
     if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) ||
         pa_tls_in_fork)   /* jemalloc's ctl lock may be held by this very thread (fork.c) */
         return;

@@ -34,6 +34,7 @@ static void parent(void)
 static void child(void)
 {
     pa_tls_in_fork = false;
+    pa_large_fork_child();
     pa_ledger_fork_child();
     pa_arena_fork_child();
     pa_heap_fork_child();

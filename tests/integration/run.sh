@@ -317,8 +317,16 @@ case_large_decay() {
     [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
     grep -qx "OK large_decay" "$o" || { fail $n "no 'OK large_decay' line" "$o"; return; }
     grep -qx "OK large_trim" "$o" || { fail $n "no 'OK large_trim' line" "$o"; return; }
+    local line="    large_decay: rss before $(val "$o" rss_before_kib) KiB, peak $(val "$o" rss_peak_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB; again freed $(val "$o" rss_freed2_kib) KiB, after malloc_trim $(val "$o" rss_trim_kib) KiB"
+    # an idle forked child, with jemalloc's background threads asked for (off in a child)
+    pre "$o" env MALLOC_CONF=background_thread:true,dirty_decay_ms:200,muzzy_decay_ms:0 \
+        "$BIN/large_decay" idle-child; rc=$?
+    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+    [ $rc -eq 0 ] || { fail $n "idle-child: $(status_text $rc)" "$o"; return; }
+    grep -qx "OK idle_child" "$o" || { fail $n "no 'OK idle_child' line" "$o"; return; }
     pass $n
-    echo "    large_decay: rss before $(val "$o" rss_before_kib) KiB, peak $(val "$o" rss_peak_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms later $(val "$o" rss_after_kib) KiB; again freed $(val "$o" rss_freed2_kib) KiB, after malloc_trim $(val "$o" rss_trim_kib) KiB"
+    echo "$line"
+    echo "    idle child: rss before $(val "$o" rss_before_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms idle later $(val "$o" rss_after_kib) KiB"
 }
 
 # ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the
