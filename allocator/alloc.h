@@ -128,6 +128,18 @@ static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_blo
     return pa_hot.free_key;
 }
 
+/* The mark a freed block of the large path carries in its second word: the address is mixed
+ * in, unlike the pools' mark, because jemalloc leaves it in memory it later hands out inside
+ * bigger blocks, unwritten, and a program may copy such bytes (a struct with an unused union,
+ * a partly filled buffer) into a large block's second word; with the address mixed in, only
+ * bytes copied back to the very address they were written at could pass for the mark, and
+ * pa_large_alloc clears that word itself. (Nothing confirms a match as the pools' walk does:
+ * jemalloc cannot say whether a block is free.) */
+static inline __attribute__((always_inline)) uintptr_t pa_large_mark(const void *p)
+{
+    return pa_hot.free_key ^ (uintptr_t)p;
+}
+
 /* Is ptr exactly the start of one of p's blocks? size divides off iff off * magic, modulo
  * 2^32, is below magic = ceil(2^32 / size) (Lemire, Kaser and Kurz: exact for every 12-bit
  * offset and size up to 512; checked exhaustively). Past `limit` lies only the page's slack. */

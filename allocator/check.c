@@ -161,22 +161,25 @@ void pa_check_live(const void *ptr, const char *fn)
 }
 
 /* A pointer that is not pyarena's goes to jemalloc, which cannot tell cheaply whether it is
- * its own, nor whether the block is still live. Every block either hands out is 16-byte
- * aligned, so anything else is invalid. And the large path's freed blocks carry the mark in
- * their second word, as the pools' do (pa_large_free writes it, pa_large_alloc clears it), so
- * a second free is caught while the block's memory still holds it: until jemalloc hands the
- * block out again or gives its page back. Before the secret is chosen (pa_check_init) no
- * block carries a mark. */
+ * its own, nor whether the block is still live. Under the ledger (level 2) the ledger knows,
+ * and nothing of the pointer's is read: it may not be readable. Otherwise, every block either
+ * hands out is 16-byte aligned, so anything else is invalid; and the large path's freed blocks
+ * carry the mark in their second word (pa_large_mark: pa_large_free writes it, pa_large_alloc
+ * clears it), so a second free is caught while the block's memory still holds it: until
+ * jemalloc hands the block out again or gives its page back. Before the secret is chosen
+ * (pa_check_init) no block carries a mark. */
 void pa_check_large(const void *ptr, const char *fn)
 {
     if (!pa_hot.check_level)
         return;
+    if (pa_ledger_on) {
+        pa_ledger_check(ptr, fn);
+        return;
+    }
     if ((uintptr_t)ptr & (PA_ALIGN - 1))
         pa_check_fail("invalid pointer", ptr, fn, 0);
-    if (((const pa_block *)ptr)->mark == pa_free_mark(ptr) && pa_hot.free_key != 0)
+    if (((const pa_block *)ptr)->mark == pa_large_mark(ptr) && pa_hot.free_key != 0)
         pa_check_fail("double free", ptr, fn, PA_LARGE_BLOCK);
-    if (pa_ledger_on)   /* level 2: every other pointer must be a live large block */
-        pa_ledger_check(ptr, fn);
 }
 
 /* A block leaves a free list: forget its mark; level 2 verifies nothing wrote to it. */

@@ -385,6 +385,7 @@ PA_HIDDEN void pa_ledger_start(bool without_handouts);   /* pa_init, after the s
 PA_HIDDEN bool pa_ledger_add(const void *ptr);           /* false: no memory */
 PA_HIDDEN void pa_ledger_check(const void *ptr, const char *fn);   /* must be live */
 PA_HIDDEN void pa_ledger_take(const void *ptr, const char *fn);    /* must be live; freed */
+PA_HIDDEN size_t pa_ledger_capacity(void);
 PA_HIDDEN void pa_ledger_fork_prepare(void);
 PA_HIDDEN void pa_ledger_fork_parent(void);
 PA_HIDDEN void pa_ledger_fork_child(void);

@@ -89,22 +89,28 @@ static inline void note_freed(void)
         atomic_store_explicit(&pa_large_freed, true, memory_order_relaxed);
 }
 
-/* The mark, as on the pools' free blocks, lets pa_check_large catch a second free: jemalloc
- * writes nothing into the blocks it keeps for reuse. */
+/* The mark (pa_large_mark) lets pa_check_large catch a second free: jemalloc writes nothing
+ * into the blocks it keeps for reuse. */
 void pa_large_free(void *ptr)
 {
     if (unlikely(pa_ledger_on))
         pa_ledger_take(ptr, "free");
     note_freed();
-    ((pa_block *)ptr)->mark = pa_free_mark(ptr);
+    ((pa_block *)ptr)->mark = pa_large_mark(ptr);
     dallocx(ptr, 0);
 }
 
-/* Under the ledger the block moves by hand, so that the old one is freed where the ledger
- * sees it (rallocx would free it inside jemalloc) and a failure leaves it as it was. */
+/* Under the ledger a block that cannot be resized in place moves by hand, so that the old one
+ * is freed where the ledger sees it (rallocx would free it inside jemalloc) and a failure
+ * leaves it as it was. */
 void *pa_large_realloc(void *ptr, size_t size)
 {
     if (unlikely(pa_ledger_on)) {
+        if (size <= PTRDIFF_MAX && xallocx(ptr, size, 0, 0) >= size) {
+            note_freed();
+            note_taken(size);
+            return ptr;
+        }
         void *q = pa_large_alloc(size, 0, false);
         if (q != NULL) {
             size_t old = sallocx(ptr, 0);

@@ -10,10 +10,11 @@
  *   slot = p | 1    p was freed; p's next handout turns it live again in place
  *
  * Freed entries are the table's tombstones, and what lets a second free say "double free"
- * rather than "invalid pointer". A rehash, when live and freed entries fill half the table,
- * keeps only the live ones (its new size is at least four times their count), so the table
- * stays within 16 to 64 bytes per live block (4 KiB at least) whatever the program frees; a
- * freed block forgotten so is still caught, as an invalid pointer.
+ * rather than "invalid pointer". A rehash, when live and freed entries fill half the table or
+ * live ones fall under a sixteenth of it, keeps only the live ones (its new size is four to
+ * eight times their count), so the table stays within 16 to 128 bytes per live block (4 KiB
+ * at least) whatever the program frees; a freed block forgotten so is still caught, as an
+ * invalid pointer.
  *
  * One mutex, a leaf: held for a probe or a rehash, never while jemalloc or another lock of
  * ours is called; fork.c takes it last and gives it back first. The forking thread, which
@@ -112,12 +113,23 @@ static void check(const void *ptr, const char *fn, bool take)
     if (live && take) {
         *s = p | 1;
         nlive--;
+        if (nslots > LEDGER_MIN_SLOTS && nlive * 16 < nslots)
+            rehash();   /* smaller; without memory for it, the table stays as it is */
     }
     unlock();
     if (freed)
         pa_check_fail("double free", ptr, fn, PA_LARGE_BLOCK);
     if (!live)
         pa_check_fail("invalid pointer", ptr, fn, 0);
+}
+
+/* Slots of the table: 0 before the first entry (for tests). */
+size_t pa_ledger_capacity(void)
+{
+    lock();
+    size_t n = nslots;
+    unlock();
+    return n;
 }
 
 void pa_ledger_check(const void *ptr, const char *fn) { check(ptr, fn, false); }

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/mman.h>
 
 #include "helpers.h"
 
@@ -13,6 +14,13 @@ static void level(unsigned n)
     pa_config.check = n;
     pa_check_init();
     cr_assert_eq(pa_hot.check_level, n);
+}
+
+/* A large request through the inline malloc, which GCC would otherwise also expand for the
+ * small path with the constant's out-of-range class (-Warray-bounds). */
+static __attribute__((noinline)) void *large(size_t n)
+{
+    return pa_malloc(n);
 }
 
 Test(check, double_free_aborts, .signal = SIGABRT)
@@ -177,7 +185,7 @@ Test(check, realloc_in_place_of_a_live_block_whose_data_matches_the_mark)
 
 Test(check, misaligned_large_pointer_aborts, .signal = SIGABRT)
 {
-    char *p = pa_malloc(5000);
+    char *p = large(5000);
     pa_free(p + 8);
 }
 
@@ -185,7 +193,7 @@ Test(check, misaligned_large_pointer_aborts, .signal = SIGABRT)
  * every live block. */
 Test(check, double_free_of_a_large_block_aborts, .signal = SIGABRT)
 {
-    char *p = pa_malloc(5000);
+    char *p = large(5000);
     pa_free(p);
     pa_free(p);
 }
@@ -193,10 +201,23 @@ Test(check, double_free_of_a_large_block_aborts, .signal = SIGABRT)
 Test(check, a_large_block_handed_out_again_carries_no_mark)
 {
     for (int i = 0; i < 1000; i++) {   /* jemalloc hands the same block out again and again */
-        pa_block *b = pa_malloc(5000);
-        cr_assert_neq(b->mark, pa_free_mark(b));
+        pa_block *b = large(5000);
+        cr_assert_neq(b->mark, pa_large_mark(b));
         pa_free(b);
     }
+}
+
+/* jemalloc leaves a freed block's mark in memory it later hands out inside bigger blocks, and
+ * a program may copy those bytes it never wrote into a large block's second word: a mark made
+ * for another address is no double free. */
+Test(check, another_large_blocks_mark_copied_into_a_block_is_no_double_free)
+{
+    pa_block *x = large(5000), *y = large(5000);
+    y->mark = pa_large_mark(x);
+    pa_free(y);
+    y = large(5000);
+    pa_free(x);
+    pa_free(y);
 }
 
 /* Turns the ledger on, as start-up does under PYARENA_CHECK=2 (nothing large handed out yet). */
@@ -211,14 +232,14 @@ static void ledger(void)
 Test(check, ledger_catches_an_interior_large_pointer, .signal = SIGABRT)
 {
     ledger();
-    char *p = pa_malloc(5000);
+    char *p = large(5000);
     pa_free(p + 16);
 }
 
 Test(check, ledger_catches_a_double_free_whose_mark_was_overwritten, .signal = SIGABRT)
 {
     ledger();
-    pa_block *b = pa_malloc(5000);
+    pa_block *b = large(5000);
     pa_free(b);
     b->mark = 0;   /* a write after free erased it */
     pa_free(b);
@@ -234,7 +255,7 @@ Test(check, ledger_catches_a_pointer_no_allocator_gave_out, .signal = SIGABRT)
 Test(check, ledger_catches_the_old_pointer_of_a_moved_realloc, .signal = SIGABRT)
 {
     ledger();
-    char *p = pa_malloc(5000);
+    char *p = large(5000);
     char *q = pa_api_realloc(p, 50000);
     cr_assert_neq(q, p, "under the ledger a large realloc always moves");
     pa_free(p);
@@ -250,7 +271,7 @@ Test(check, ledger_keeps_every_live_block_through_rehashes)
     uint64_t rng = 7;
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < N; i++) {
-            b[i] = pa_malloc(600 + (size_t)(i % 7) * 300);
+            b[i] = large(600 + (size_t)(i % 7) * 300);
             cr_assert_not_null(b[i]);
             memset(b[i], i & 0xff, 600);
         }
@@ -272,14 +293,66 @@ Test(check, ledger_keeps_every_live_block_through_rehashes)
     }
 }
 
+/* realloc and malloc_usable_size ask the ledger too, and it never reads the pointer. */
+Test(check, ledger_catches_realloc_of_an_interior_large_pointer, .signal = SIGABRT)
+{
+    ledger();
+    char *p = large(5000);
+    pa_api_realloc(p + 32, 6000);
+}
+
+Test(check, ledger_catches_malloc_usable_size_of_a_foreign_pointer, .signal = SIGABRT)
+{
+    ledger();
+    static char foreign[64] __attribute__((aligned(16)));
+    pa_api_usable_size(foreign);
+}
+
+Test(check, ledger_catches_an_unreadable_pointer_without_reading_it, .signal = SIGABRT)
+{
+    ledger();
+    char *m = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    munmap(m, 1 << 20);
+    pa_free(m);   /* a read of it would be SIGSEGV, not the abort */
+}
+
+/* A large realloc resizes in place when jemalloc can (a shrink, here), and only moves
+ * otherwise. */
+Test(check, ledger_realloc_resizes_in_place)
+{
+    ledger();
+    char *p = large(100000);
+    memset(p, 7, 100000);
+    char *q = pa_api_realloc(p, 90000);
+    cr_assert_eq(q, p, "a shrink stayed in place");
+    cr_assert_eq(q[89999], 7);
+    pa_free(q);
+}
+
+/* The table follows the live count down as well as up. */
+Test(check, ledger_shrinks_when_blocks_are_freed)
+{
+    ledger();
+    enum { N = 20000 };
+    static void *b[N];
+    for (int i = 0; i < N; i++)
+        b[i] = large(600);
+    size_t peak = pa_ledger_capacity();
+    cr_assert_geq(peak, 4 * N / 2, "the table holds every live block");
+    for (int i = 0; i < N; i++)
+        pa_free(b[i]);
+    cr_assert_leq(pa_ledger_capacity(), peak / 8, "the table stayed at its peak");
+}
+
 Test(check, ledger_out_of_memory_fails_the_request_only)
 {
     ledger();
     pa_os_fail_next_maps(1);   /* the ledger's first table */
     errno = 0;
-    cr_assert_null(pa_malloc(5000));
+    cr_assert_null(large(5000));
     cr_assert_eq(errno, ENOMEM);
-    char *p = pa_malloc(5000);
+    char *p = large(5000);
     cr_assert_not_null(p);
     pa_free(p);
 }
