@@ -25,13 +25,22 @@ static inline void note_taken(size_t size)
 /* jemalloc turns its background threads off in a forked child (its postfork handler), so a
  * child that goes on allocating and then idles, as a PostgreSQL backend or a prefork server's
  * worker does, kept its freed large pages where its parent gave them back. When MALLOC_CONF
- * asked for them, our child handler owes the child a restart, paid on its first large request
- * or decay tick: not in the handler, before jemalloc's own has run, and not at all in a child
- * that only execs. The option is read from jemalloc's variable (read-only once jemalloc has
- * started; weak, so a jemalloc without it means none): a mallctl would cost every child that
- * forks from a program which never made one ~150 KiB of jemalloc's bookkeeping. */
+ * asked for them, our child handler owes the child a restart, paid on its first large request:
+ * not in the handler, before jemalloc's own has run, and not at all in a child that makes none
+ * (one that only execs, or only makes small requests: a shell's, a build tool's). The option
+ * is read from jemalloc's variable (read-only once jemalloc has started; weak, so a jemalloc
+ * without it means none): a mallctl would cost every child that forks from a program which
+ * never made one ~150 KiB of jemalloc's bookkeeping.
+ *
+ * The mallctl holds jemalloc's ctl lock while it creates the thread, and pthread_create may
+ * calloc (the new thread's TLS table) through us: tls_restarting keeps the decay tick, whose
+ * mallctl would wait for that lock in this very thread, from running meanwhile. jemalloc
+ * marks its threads enabled before it creates one; should that fail (a process or cgroup
+ * limit), they would stay enabled with none running, and jemalloc then never purges on its
+ * own calls: so a failure turns them off again. */
 extern bool je_opt_background_thread __attribute__((weak));
 static _Atomic bool pa_large_restart_owed;
+static __thread bool tls_restarting __attribute__((tls_model("initial-exec")));
 
 void pa_large_fork_child(void)
 {
@@ -44,8 +53,11 @@ static void restart_background_threads(void)
     if (pa_tls_in_fork ||
         !atomic_exchange_explicit(&pa_large_restart_owed, false, memory_order_relaxed))
         return;
-    bool on = true;   /* jemalloc's thread creation may allocate: no lock of ours is held */
-    mallctl("background_thread", NULL, NULL, &on, sizeof on);
+    bool on = true, off = false;   /* no lock of ours is held */
+    tls_restarting = true;
+    if (mallctl("background_thread", NULL, NULL, &on, sizeof on) != 0)
+        mallctl("background_thread", NULL, NULL, &off, sizeof off);
+    tls_restarting = false;
 }
 
 void *pa_large_alloc(size_t size, size_t align, bool zero)
@@ -106,7 +118,9 @@ void pa_large_free(void *ptr)
 void *pa_large_realloc(void *ptr, size_t size)
 {
     if (unlikely(pa_ledger_on)) {
-        if (size <= PTRDIFF_MAX && xallocx(ptr, size, 0, 0) >= size) {
+        size_t in_place = size <= PTRDIFF_MAX ? xallocx(ptr, size, 0, 0) : 0;
+        /* xallocx answers the old size when it will not shrink: then the block moves too */
+        if (in_place >= size && in_place <= nallocx(size, 0)) {
             note_freed();
             note_taken(size);
             return ptr;
@@ -181,10 +195,9 @@ void pa_large_init(void)
 
 void pa_large_decay_tick(void)
 {
-    if (unlikely(atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed)))
-        restart_background_threads();
     if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) ||
-        pa_tls_in_fork)   /* jemalloc's ctl lock may be held by this very thread (fork.c) */
+        pa_tls_in_fork ||  /* jemalloc's ctl lock may be held by this very thread (fork.c) */
+        tls_restarting)    /* as it is here (above) */
         return;
     if (!pa_os_once_per(&pa_large_ticked_ms, PA_LARGE_DECAY_TICK_MS))
         return;

@@ -208,15 +208,13 @@ Test(check, a_large_block_handed_out_again_carries_no_mark)
 }
 
 /* jemalloc leaves a freed block's mark in memory it later hands out inside bigger blocks, and
- * a program may copy those bytes it never wrote into a large block's second word: a mark made
- * for another address is no double free. */
+ * a program may copy those bytes it never wrote into a large block's second word: another
+ * block's mark is no double free. */
 Test(check, another_large_blocks_mark_copied_into_a_block_is_no_double_free)
 {
     pa_block *x = large(5000), *y = large(5000);
-    y->mark = pa_large_mark(x);
-    pa_free(y);
-    y = large(5000);
     pa_free(x);
+    y->mark = x->mark;   /* what the freed block holds (read here on purpose) */
     pa_free(y);
 }
 
@@ -318,7 +316,8 @@ Test(check, ledger_catches_an_unreadable_pointer_without_reading_it, .signal = S
 }
 
 /* A large realloc resizes in place when jemalloc can (a shrink, here), and only moves
- * otherwise. */
+ * otherwise: a shrink jemalloc will not make in place (below its large classes) moves, rather
+ * than keep the whole block. */
 Test(check, ledger_realloc_resizes_in_place)
 {
     ledger();
@@ -327,7 +326,10 @@ Test(check, ledger_realloc_resizes_in_place)
     char *q = pa_api_realloc(p, 90000);
     cr_assert_eq(q, p, "a shrink stayed in place");
     cr_assert_eq(q[89999], 7);
-    pa_free(q);
+    char *r = pa_api_realloc(q, 1000);
+    cr_assert_eq(r[999], 7);
+    cr_assert_leq(pa_api_usable_size(r), 1024, "the shrunk block kept its old size");
+    pa_free(r);
 }
 
 /* The table follows the live count down as well as up. */
