@@ -298,6 +298,21 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
     }
 }
 
+/* One malloc slow path in PA_LARGE_DECAY_EVENTS: what would otherwise wait for an event that
+ * a thread in a steady state may never have. Pools that other threads freed into while they
+ * were FULL wait on the reclaim stack until a ring of h runs dry, which a thread whose working
+ * set fits its rings never sees (a Redis main thread after FLUSHALL ASYNC, its lazyfree thread
+ * having freed the whole dataset); and the arenas' decay looks at the clock only on pool
+ * trips, which the spare pools and the cache make rare. */
+static __attribute__((noinline)) void heap_tick(pa_heap *h)
+{
+    h->decay_countdown = PA_LARGE_DECAY_EVENTS;
+    if (atomic_load_explicit(&h->reclaim, memory_order_relaxed))
+        heap_reclaim(h);
+    pa_arena_decay_tick();
+    pa_large_decay_tick();
+}
+
 /* track: stats on, n the request, whose low byte goes to the block's waste slot (track.c);
  * the blocks of the large path above are not ours to track. */
 static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, size_t cls,
@@ -313,10 +328,8 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
             return NULL;
         }
     }
-    if (unlikely(--h->decay_countdown < 0)) {
-        h->decay_countdown = PA_LARGE_DECAY_EVENTS;
-        pa_large_decay_tick();
-    }
+    if (unlikely(--h->decay_countdown < 0))
+        heap_tick(h);
     /* fill: the empty bin takes a pool's whole list; else one block comes from the pool (no
      * cache: a careful path's call; or blocks cached: malloc re-entered from thread_start) */
     bool fill = h->cache_cap[cls] && h->bin[cls] == NULL, filled = false;

@@ -329,6 +329,17 @@ case_large_decay() {
     echo "    idle child: rss before $(val "$o" rss_before_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms idle later $(val "$o" rss_after_kib) KiB"
 }
 
+# ---- 15b. pools another thread emptied go back while the owner's rings never run dry
+case_remote_reclaim() {
+    local n=remote_reclaim o=$TMP/remote_reclaim.out rc
+    pre "$o" "$BIN/remote_reclaim"; rc=$?
+    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+    [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
+    grep -qx "OK remote_reclaim" "$o" || { fail $n "no 'OK remote_reclaim' line" "$o"; return; }
+    pass $n
+    echo "    remote_reclaim: rss before $(val "$o" rss_before_kib) KiB, loaded $(val "$o" rss_loaded_kib) KiB, after the other thread's frees $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms of light work later $(val "$o" rss_after_kib) KiB"
+}
+
 # ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the
 # handlers were registered in: the handlers' library preloaded before and after ours; then
 # forks from new threads while another thread calls malloc_trim
@@ -393,6 +404,7 @@ want early_ctor && case_early
 want handover   && case_handover
 want idle_threads && case_idle_threads
 want large_decay && case_large_decay
+want remote_reclaim && case_remote_reclaim
 want fork_handlers && case_fork_handlers
 want fork_register && case_fork_register
 
