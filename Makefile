@@ -27,20 +27,25 @@ CFLAGS  ?= -O2 -g
 LIBFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
             -fno-semantic-interposition -fno-plt -Iinclude -Iallocator -Istats \
             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
-LDLIBS_CORE := -ljemalloc -lpthread
 
 # The preload library carries Debian's jemalloc inside (libjemalloc_pic.a from libjemalloc-dev)
 # instead of loading libjemalloc.so.2, which drags libstdc++ and libm into every process (1.5 MiB
 # of RSS in a C program) and exports a second malloc and operator new. A build-time copy of the
 # archive has jemalloc's malloc-family symbols made local to its own object file (weakening
-# them instead would let --exclude-libs hide pyarena's too); --exclude-libs keeps every other
-# jemalloc symbol out of libpyarena.so's dynamic table.
+# them instead would let --exclude-libs hide pyarena's too), but for malloc, free and calloc,
+# renamed pa_jemalloc_*: the large path calls them, jemalloc's short ways through its thread
+# cache, where mallocx and dallocx take its general one (1 KiB pairs within the cache: 310 to
+# 189 instructions); --exclude-libs keeps every other jemalloc symbol out of libpyarena.so's
+# dynamic table. The unit tests and fuzzers link the same copy (LINK_CORE).
 JEMALLOC_PIC := $(shell $(CC) -print-file-name=libjemalloc_pic.a)
-JEMALLOC_LOCAL := malloc free calloc realloc posix_memalign aligned_alloc memalign valloc \
-                   pvalloc malloc_usable_size
+JEMALLOC_LOCAL := posix_memalign aligned_alloc memalign valloc pvalloc malloc_usable_size realloc
+JEMALLOC_FAST  := malloc free calloc
 # Nor libm (jemalloc's profiler calls log, exp and round: allocator/jemalloc_math.c has them) or
 # libgcc_s (its unwinder is linked in with -static-libgcc): 0.4 MiB less RSS in every process.
 JEMALLOC_MATH := log exp round
+
+JEMALLOC_ARCHIVE = $(BUILD)/jemalloc/libjemalloc_pyarena.a
+LINK_CORE = -Wl,--start-group $(BUILD)/libpyarena.a $(JEMALLOC_ARCHIVE) -Wl,--end-group -lpthread
 
 ifneq ($(SAN),)
 BUILD     := build-san
@@ -75,7 +80,8 @@ $(BUILD)/obj-san/%.o: %.c
 # cannot sit underneath its own malloc.
 $(BUILD)/jemalloc/libjemalloc_pyarena.a: $(JEMALLOC_PIC) Makefile
 	@mkdir -p $(dir $@)
-	objcopy $(JEMALLOC_LOCAL:%=--localize-symbol=%) $(foreach f,$(JEMALLOC_MATH),--redefine-sym $(f)=pa_jemalloc_$(f)) \
+	objcopy $(JEMALLOC_LOCAL:%=--localize-symbol=%) \
+	  $(foreach f,$(JEMALLOC_MATH) $(JEMALLOC_FAST),--redefine-sym $(f)=pa_jemalloc_$(f)) \
 	  $< $@
 
 $(BUILD)/libpyarena.so: $(CORE_OBJS) $(PRELOAD_OBJS) $(BUILD)/jemalloc/libjemalloc_pyarena.a

@@ -7,6 +7,12 @@
 
 #include "alloc.h"
 
+/* jemalloc's own malloc, calloc and free, renamed in the copy of its archive that is linked in
+ * (Makefile): its short ways through the thread cache, for the requests that need no flags. */
+void *pa_jemalloc_malloc(size_t size);
+void *pa_jemalloc_calloc(size_t count, size_t size);
+void  pa_jemalloc_free(void *ptr);
+
 /* The decay's tick (below) costs a program nothing until its threads have taken
  * PA_LARGE_DECAY_ARM_BYTES from this path in all: a program with no large spike to give back
  * keeps jemalloc's bookkeeping small. The count is shared only until then (a realloc counts
@@ -14,12 +20,29 @@
 static _Atomic size_t pa_large_taken;
 static _Atomic bool pa_large_armed;
 
+/* Set once armed, while no restart is owed and there is no ledger: then a plain request (not
+ * zeroed, aligned at most 16) has nothing to count or check on its way in, and takes the short
+ * way in pa_large_alloc. */
+static _Atomic bool pa_large_plain;
+static _Atomic bool pa_large_restart_owed;
+
+static void plain_update(void)
+{
+    atomic_store_explicit(&pa_large_plain,
+                          atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
+                              !atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed) &&
+                              !pa_ledger_on,
+                          memory_order_relaxed);
+}
+
 static inline void note_taken(size_t size)
 {
     if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
         atomic_fetch_add_explicit(&pa_large_taken, size, memory_order_relaxed) + size >=
-            PA_LARGE_DECAY_ARM_BYTES)
+            PA_LARGE_DECAY_ARM_BYTES) {
         atomic_store_explicit(&pa_large_armed, true, memory_order_relaxed);
+        plain_update();
+    }
 }
 
 /* jemalloc turns its background threads off in a forked child (its postfork handler), so a
@@ -39,13 +62,14 @@ static inline void note_taken(size_t size)
  * limit), they would stay enabled with none running, and jemalloc then never purges on its
  * own calls: so a failure turns them off again. */
 extern bool je_opt_background_thread __attribute__((weak));
-static _Atomic bool pa_large_restart_owed;
 static __thread bool tls_restarting __attribute__((tls_model("initial-exec")));
 
 void pa_large_fork_child(void)
 {
-    if (&je_opt_background_thread != NULL && je_opt_background_thread)
+    if (&je_opt_background_thread != NULL && je_opt_background_thread) {
         atomic_store_explicit(&pa_large_restart_owed, true, memory_order_relaxed);
+        plain_update();
+    }
 }
 
 static void restart_background_threads(void)
@@ -58,9 +82,10 @@ static void restart_background_threads(void)
     if (mallctl("background_thread", NULL, NULL, &on, sizeof on) != 0)
         mallctl("background_thread", NULL, NULL, &off, sizeof off);
     tls_restarting = false;
+    plain_update();
 }
 
-void *pa_large_alloc(size_t size, size_t align, bool zero)
+static __attribute__((noinline)) void *large_alloc(size_t size, size_t align, bool zero)
 {
     if (unlikely(atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed)))
         restart_background_threads();
@@ -72,7 +97,9 @@ void *pa_large_alloc(size_t size, size_t align, bool zero)
     if (align > PA_ALIGN)
         flags |= MALLOCX_LG_ALIGN(__builtin_ctzl(align));
     size_t n = size ? size : 1;
-    void *p = mallocx(n, flags);
+    void *p = align > PA_ALIGN ? mallocx(n, flags)
+            : zero             ? pa_jemalloc_calloc(1, n)
+                               : pa_jemalloc_malloc(n);
     if (p == NULL || (unlikely(pa_ledger_on) && !pa_ledger_add(p))) {
         if (p != NULL)
             dallocx(p, 0);
@@ -83,6 +110,18 @@ void *pa_large_alloc(size_t size, size_t align, bool zero)
         ((pa_block *)p)->mark = 0;
     note_taken(n);
     return p;
+}
+
+void *pa_large_alloc(size_t size, size_t align, bool zero)
+{
+    if (likely(atomic_load_explicit(&pa_large_plain, memory_order_relaxed)) && !zero &&
+        align <= PA_ALIGN && size - 1 < PTRDIFF_MAX) {
+        pa_block *b = pa_jemalloc_malloc(size);   /* which sets errno when it fails */
+        if (b != NULL)
+            b->mark = 0;   /* the free mark it may carry from its last life */
+        return b;
+    }
+    return large_alloc(size, align, zero);
 }
 
 bool pa_large_none_yet(void)
@@ -109,7 +148,7 @@ void pa_large_free(void *ptr)
         pa_ledger_take(ptr, "free");
     note_freed();
     ((pa_block *)ptr)->mark = pa_large_mark(ptr);
-    dallocx(ptr, 0);
+    pa_jemalloc_free(ptr);
 }
 
 /* Under the ledger a block that cannot be resized in place moves by hand, so that the old one

@@ -47,15 +47,17 @@ FUZZ_H_OBJS  := $(HANDLE_SRCS:%.c=$(FUZZ_DIR)/obj-$(FUZZ_VARIANT)/%.o) \
 FUZZ_H_SEEDS := tests/fuzz/corpus/handle
 FUZZ_H_OPTS  := $(subst artifacts/,artifacts/handle-,$(FUZZ_OPTS))
 
-$(FUZZ_BIN): tests/fuzz/fuzz_alloc.c tests/fuzz/fuzz_input.h $(FUZZ_OBJS)
+$(FUZZ_BIN): tests/fuzz/fuzz_alloc.c tests/fuzz/fuzz_input.h $(FUZZ_OBJS) $(JEMALLOC_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 $(WARN) $(CFLAGS) -fsanitize=fuzzer$(FUZZ_SANX) -Iinclude -Iallocator -Istats \
-	  -o $@ $< $(FUZZ_OBJS) $(LDLIBS_CORE)
+	  -o $@ $< -Wl,--start-group $(FUZZ_OBJS) $(JEMALLOC_ARCHIVE) -Wl,--end-group -lpthread
 
-$(FUZZ_H_BIN): tests/fuzz/fuzz_handle.c tests/fuzz/fuzz_input.h $(FUZZ_H_OBJS) $(FUZZ_OBJS)
+$(FUZZ_H_BIN): tests/fuzz/fuzz_handle.c tests/fuzz/fuzz_input.h $(FUZZ_H_OBJS) $(FUZZ_OBJS) \
+               $(JEMALLOC_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=gnu11 $(WARN) $(CFLAGS) -fsanitize=fuzzer$(FUZZ_SANX) -Iinclude \
-	  -o $@ $< $(FUZZ_H_OBJS) $(FUZZ_OBJS) $(LDLIBS_CORE)
+	  -o $@ $< $(FUZZ_H_OBJS) -Wl,--start-group $(FUZZ_OBJS) $(JEMALLOC_ARCHIVE) -Wl,--end-group \
+	  -lpthread
 
 fuzz-build: $(FUZZ_BIN) $(FUZZ_H_BIN)
 

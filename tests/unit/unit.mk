@@ -3,10 +3,10 @@
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(BUILD)/tests/unit
 
-$(UNIT_BIN): $(UNIT_SRCS) tests/unit/helpers.h $(BUILD)/libpyarena.a
+$(UNIT_BIN): $(UNIT_SRCS) tests/unit/helpers.h $(BUILD)/libpyarena.a $(JEMALLOC_ARCHIVE)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(CFLAGS) $(SANFLAGS) -Wall -Wextra -Wno-unused-parameter -Iinclude -Iallocator -Istats \
-	  -o $@ $(UNIT_SRCS) $(BUILD)/libpyarena.a -lcriterion -ljemalloc -lpthread -lm
+	  -o $@ $(UNIT_SRCS) $(LINK_CORE) -lcriterion -lm
 
 test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
