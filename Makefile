@@ -34,8 +34,8 @@ LIBFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exe
 # archive has jemalloc's malloc-family symbols made local to its own object file (weakening
 # them instead would let --exclude-libs hide pyarena's too), but for malloc, free and calloc,
 # renamed pa_jemalloc_*: the large path calls them, jemalloc's short ways through its thread
-# cache, where mallocx and dallocx take its general one (1 KiB pairs within the cache: 310 to
-# 189 instructions); --exclude-libs keeps every other jemalloc symbol out of libpyarena.so's
+# cache, where mallocx and dallocx take its general one (1 KiB pairs within the cache: 310.6 to
+# 165.6 instructions); --exclude-libs keeps every other jemalloc symbol out of libpyarena.so's
 # dynamic table. The unit tests and fuzzers link the same copy (LINK_CORE).
 JEMALLOC_PIC := $(shell $(CC) -print-file-name=libjemalloc_pic.a)
 JEMALLOC_LOCAL := posix_memalign aligned_alloc memalign valloc pvalloc malloc_usable_size realloc

@@ -1,6 +1,7 @@
-/* large.c — the large path: requests above 512 bytes, or aligned above 16, go to jemalloc
- * through its non-standard API, so the program's own malloc symbols stay pyarena's.
- * jemalloc is never handed size 0 (undefined for the *allocx functions). */
+/* large.c — the large path: requests above 512 bytes, or aligned above 16, go to the jemalloc
+ * linked in: plain ones to its own malloc, calloc and free (renamed pa_jemalloc_*, so that the
+ * program's malloc symbols stay pyarena's), aligned ones to mallocx, resizes to rallocx or
+ * xallocx. jemalloc is never handed size 0 (undefined for the *allocx functions). */
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
 #include <string.h>
@@ -109,6 +110,11 @@ static __attribute__((noinline)) void *large_alloc(size_t size, size_t align, bo
     if (!zero)   /* the free mark it may carry from its last life (a zeroed block has none) */
         ((pa_block *)p)->mark = 0;
     note_taken(n);
+    /* two plain_updates racing (an arming and a restart) may have left a stale false */
+    if (!atomic_load_explicit(&pa_large_plain, memory_order_relaxed) &&
+        atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
+        !atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed) && !pa_ledger_on)
+        atomic_store_explicit(&pa_large_plain, true, memory_order_relaxed);
     return p;
 }
 

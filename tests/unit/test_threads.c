@@ -141,9 +141,10 @@ Test(threads, blocks_of_an_exited_thread_can_be_freed_and_its_heap_is_adopted)
     pa_free(mine);
 }
 
-static void *fill_pools(void *arg)
+/* The owner's half of the two tests below: two pools of class 512, the first FULL; then waits
+ * while the main thread frees two of its blocks, which queues it on the reclaim stack. */
+static pa_pool *fill_and_wait_for_remote_frees(void)
 {
-    /* two pools of class 512: the first goes FULL; wait while main frees into it */
     for (int i = 0; i < 9; i++)
         blocks[i] = pa_malloc(512);
     pa_pool *first = pa_pool_of(blocks[0]);
@@ -151,6 +152,60 @@ static void *fill_pools(void *arg)
     sem_post(&go_free);
     sem_wait(&freed);
     cr_assert_eq(atomic_load(&pa_tls_heap->reclaim), first, "FULL pool not queued");
+    return first;
+}
+
+/* The main thread's half: runs owner on a thread and frees two blocks of its FULL pool. */
+static void free_two_into_a_full_pool(void *(*owner)(void *))
+{
+    sem_init(&go_free, 0, 0);
+    sem_init(&freed, 0, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, owner, NULL);
+    sem_wait(&go_free);
+    pa_free(blocks[3]);
+    pa_free(blocks[4]);
+    pa_api_trim();   /* pushes this thread's batch of remote frees */
+    sem_post(&freed);
+    pthread_join(t, NULL);
+}
+
+/* Without the cache every malloc takes the slow path; one in PA_LARGE_DECAY_EVENTS ticks, and
+ * the tick takes the reclaim stack, though the owner's ring for the class it allocates from
+ * never runs dry (a thread whose working set fits its rings). */
+static void *fill_then_tick(void *arg)
+{
+    static void *small[2 * PA_LARGE_DECAY_EVENTS];
+    small[0] = pa_malloc(16);   /* the ring of 16-byte blocks exists before the remote frees */
+    pa_pool *first = fill_and_wait_for_remote_frees();
+    for (int i = 1; i < 2 * PA_LARGE_DECAY_EVENTS; i++)
+        small[i] = pa_malloc(16);
+    cr_assert_eq(pa_pool_of(small[0]), pa_pool_of(small[2 * PA_LARGE_DECAY_EVENTS - 1]),
+                 "the 16-byte ring ran dry: this test needs a pool of them to last");
+    cr_assert_null(atomic_load(&pa_tls_heap->reclaim), "the tick left the reclaim stack");
+    cr_assert_eq(first->state, PA_POOL_ATTACHED, "the FULL pool was not reattached");
+    for (int i = 0; i < 2 * PA_LARGE_DECAY_EVENTS; i++)
+        pa_free(small[i]);
+    for (int i = 0; i < 9; i++)
+        if (i != 3 && i != 4)
+            pa_free(blocks[i]);
+    check_ring(pa_tls_heap);
+    return arg;
+}
+
+static void no_cache(void)
+{
+    pa_config.thread_cache = 0;
+}
+
+Test(threads, the_tick_reclaims_a_full_pool_though_no_ring_runs_dry, .init = no_cache)
+{
+    free_two_into_a_full_pool(fill_then_tick);
+}
+
+static void *fill_pools(void *arg)
+{
+    pa_pool *first = fill_and_wait_for_remote_frees();
     /* exhaust the current pool: the slow path reclaims the FULL pool rather than a new one */
     for (int i = 9; i < 16; i++)
         blocks[i] = pa_malloc(512);
@@ -158,21 +213,12 @@ static void *fill_pools(void *arg)
     cr_assert_eq(pa_pool_of(again), first, "remote-freed FULL pool not reclaimed");
     cr_assert_eq(first->state, PA_POOL_ATTACHED);
     check_ring(pa_tls_heap);
-    return NULL;
+    return arg;
 }
 
 Test(threads, full_pool_is_reclaimed_after_a_remote_free)
 {
-    sem_init(&go_free, 0, 0);
-    sem_init(&freed, 0, 0);
-    pthread_t t;
-    pthread_create(&t, NULL, fill_pools, NULL);
-    sem_wait(&go_free);
-    pa_free(blocks[3]);
-    pa_free(blocks[4]);
-    pa_api_trim();   /* pushes this thread's batch of remote frees */
-    sem_post(&freed);
-    pthread_join(t, NULL);
+    free_two_into_a_full_pool(fill_pools);
 }
 
 static volatile int stop;
