@@ -225,35 +225,30 @@ case_symbols() {
 
 # ---- 10. bad input: a precise message and an abort, as glibc gives for its own blocks
 case_bad_input() {
-    local n=bad_input o=$TMP/bad.out rc addr m want
-    for m in double interior realloc large uaf; do
-        if [ $m = uaf ]; then pre "$o" env PYARENA_CHECK=2 "$BIN/bad_input" $m; rc=$?
-        else pre "$o" "$BIN/bad_input" $m; rc=$?; fi
+    local n=bad_input o=$TMP/bad.out rc addr m mode arg key level want
+    # the pools' misuses, then the large path's (MODE:SIZE): double frees of jemalloc's small
+    # and large classes, one above its 2 MiB pages, an aligned block and one never written to;
+    # a freed block given to the others; and under PYARENA_CHECK=2 (the ledger), a pointer
+    # into one
+    for m in double interior realloc large uaf \
+             large_double:1000 large_double:70000 large_double:3000000 large_aligned:4096 \
+             large_untouched:20000 large_realloc:6000 large_usable:6000 large_interior:6000; do
+        mode=${m%:*} arg=${m#"${m%:*}"} arg=${arg#:}
+        case $mode in uaf|large_interior) level=PYARENA_CHECK=2 ;; *) level= ;; esac
+        case $mode in large_*) key=large ;; *) key=block ;; esac
+        pre "$o" env $level "$BIN/bad_input" $mode $arg; rc=$?
         [ $rc -eq 134 ] || { fail $n "$m: expected an abort, got $(status_text $rc)" "$o"; return; }
-        addr=$(val "$o" block)
-        case $m in
+        addr=$(val "$o" $key)
+        case $mode in
             double)   want="pyarena: double free of $addr (48-byte class)" ;;
-            interior) want="pyarena: invalid pointer $(printf '0x%x' $((addr + 16))) passed to free" ;;
+            interior|large_interior)
+                      want="pyarena: invalid pointer $(printf '0x%x' $((addr + 16))) passed to free" ;;
             realloc)  want="pyarena: realloc of freed block $addr (48-byte class)" ;;
             large)    want="pyarena: invalid pointer 0x[0-9a-f]*8 passed to free" ;;
             uaf)      want="pyarena: use after free: write to freed block of $addr (48-byte class)" ;;
-        esac
-        grep -qx "$want" "$o" || { fail $n "$m: no line '$want'" "$o"; return; }
-    done
-    # the large path's double frees: jemalloc's small and large classes, one above its 2 MiB
-    # pages, an aligned block and one never written to; a freed block given to the others; and
-    # under PYARENA_CHECK=2 (the ledger), a pointer into one
-    for m in large_double:1000 large_double:70000 large_double:3000000 large_aligned:4096 \
-             large_untouched:20000 large_realloc:6000 large_usable:6000 large_interior:6000; do
-        if [ ${m%:*} = large_interior ]; then pre "$o" env PYARENA_CHECK=2 "$BIN/bad_input" ${m%:*} ${m#*:}; rc=$?
-        else pre "$o" "$BIN/bad_input" ${m%:*} ${m#*:}; rc=$?; fi
-        [ $rc -eq 134 ] || { fail $n "$m: expected an abort, got $(status_text $rc)" "$o"; return; }
-        addr=$(val "$o" large)
-        case ${m%:*} in
             large_realloc) want="pyarena: realloc of freed block $addr (large block)" ;;
             large_usable)  want="pyarena: malloc_usable_size of freed block $addr (large block)" ;;
-            large_interior) want="pyarena: invalid pointer $(printf '0x%x' $((addr + 16))) passed to free" ;;
-            *)             want="pyarena: double free of $addr (large block)" ;;
+            *)        want="pyarena: double free of $addr (large block)" ;;
         esac
         grep -qx "$want" "$o" || { fail $n "$m: no line '$want'" "$o"; return; }
     done
