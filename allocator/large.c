@@ -23,27 +23,17 @@ static _Atomic bool pa_large_armed;
 
 /* Set once armed, while no restart is owed and there is no ledger: then a plain request (not
  * zeroed, aligned at most 16) has nothing to count or check on its way in, and takes the short
- * way in pa_large_alloc. */
+ * way in pa_large_alloc. Only the long way sets it (at its end, where the arming and the
+ * restart it may have done are behind it), and only our fork child handler clears it. */
 static _Atomic bool pa_large_plain;
 static _Atomic bool pa_large_restart_owed;
-
-static void plain_update(void)
-{
-    atomic_store_explicit(&pa_large_plain,
-                          atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
-                              !atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed) &&
-                              !pa_ledger_on,
-                          memory_order_relaxed);
-}
 
 static inline void note_taken(size_t size)
 {
     if (!atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
         atomic_fetch_add_explicit(&pa_large_taken, size, memory_order_relaxed) + size >=
-            PA_LARGE_DECAY_ARM_BYTES) {
+            PA_LARGE_DECAY_ARM_BYTES)
         atomic_store_explicit(&pa_large_armed, true, memory_order_relaxed);
-        plain_update();
-    }
 }
 
 /* jemalloc turns its background threads off in a forked child (its postfork handler), so a
@@ -69,7 +59,7 @@ void pa_large_fork_child(void)
 {
     if (&je_opt_background_thread != NULL && je_opt_background_thread) {
         atomic_store_explicit(&pa_large_restart_owed, true, memory_order_relaxed);
-        plain_update();
+        atomic_store_explicit(&pa_large_plain, false, memory_order_relaxed);
     }
 }
 
@@ -83,7 +73,6 @@ static void restart_background_threads(void)
     if (mallctl("background_thread", NULL, NULL, &on, sizeof on) != 0)
         mallctl("background_thread", NULL, NULL, &off, sizeof off);
     tls_restarting = false;
-    plain_update();
 }
 
 static __attribute__((noinline)) void *large_alloc(size_t size, size_t align, bool zero)
@@ -110,7 +99,6 @@ static __attribute__((noinline)) void *large_alloc(size_t size, size_t align, bo
     if (!zero)   /* the free mark it may carry from its last life (a zeroed block has none) */
         ((pa_block *)p)->mark = 0;
     note_taken(n);
-    /* two plain_updates racing (an arming and a restart) may have left a stale false */
     if (!atomic_load_explicit(&pa_large_plain, memory_order_relaxed) &&
         atomic_load_explicit(&pa_large_armed, memory_order_relaxed) &&
         !atomic_load_explicit(&pa_large_restart_owed, memory_order_relaxed) && !pa_ledger_on)
