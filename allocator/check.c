@@ -6,7 +6,8 @@
  *   0  no checks.
  *   1  (default) a free or realloc of a pointer that is not the start of a block of a pool in
  *      use, or of a block already free, aborts; non-pyarena pointers are checked for the
- *      alignment every block has, and for the mark a freed large block carries. The inline fast paths of alloc.h do this level themselves.
+ *      alignment every block has, and for the mark a freed large block carries. The inline
+ *      fast paths of alloc.h do this level themselves.
  *   2  adds free-list links encoded with a per-process secret and validated before use, and
  *      free blocks filled with PA_FREE_FILL, verified when handed out again, so a write to a
  *      block after free (use after free) is caught at its next allocation; and the ledger
