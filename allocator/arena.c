@@ -234,11 +234,9 @@ void pa_arena_decay_tick(void)
     arena_unlock(locked);
 }
 
-void pa_arena_pool_put(pa_pool *p)
+static pa_arena *pool_put(pa_pool *p, uint64_t now)
 {
     pa_arena *a = pa_pool_arena(p);
-    bool locked = arena_lock();
-    uint64_t now = now_ms(false);
     p->state = PA_POOL_FREE;
     pa_released_handouts[pa_meta(p)->cls] += pa_pool_handouts(p);
     p->counts = 0;   /* under the lock: a walk never sees them again once folded */
@@ -250,6 +248,34 @@ void pa_arena_pool_put(pa_pool *p)
     a->nfree++;
     bucket_insert(a);
     mark_dirty(a, pa_pool_index(p), now);
+    return a;
+}
+
+void pa_arena_pool_put(pa_pool *p)
+{
+    bool locked = arena_lock();
+    uint64_t now = now_ms(false);
+    pool_put(p, now);
+    purge_due(now);
+    arena_unlock(locked);
+}
+
+/* Pools a sweep took back wholly free from an idle heap (heap.c), linked by reclaim_next. An
+ * arena they leave wholly free goes back at once (beyond PYARENA_ARENA_CACHE) rather than
+ * after the decay time: the decay is looked at only on later events, and a process whose
+ * threads have gone idle (Redis's main thread once its lazyfree thread has freed the dataset)
+ * may have none. */
+void pa_arena_put_idle(pa_pool *chain)
+{
+    bool locked = arena_lock();
+    uint64_t now = now_ms(true);
+    for (pa_pool *p = chain, *next; p; p = next) {
+        next = p->reclaim_next;   /* read before a release zeroes p's descriptor */
+        pa_arena *a = pool_put(p, now);
+        /* wholly free: none of its pools is further down the chain, whose pools are not FREE */
+        if (a->nfree == PA_ARENA_POOLS && pa_config.purge)
+            purge_arena(a);
+    }
     purge_due(now);
     arena_unlock(locked);
 }

@@ -76,6 +76,13 @@ _Static_assert(PA_MAX_THREAD_CACHE * (PA_POOL_SIZE / PA_ALIGN) < 32767, "bin roo
 #define PA_LARGE_DECAY_TICK_MS  50     /* ...which moves it at most this often */
 #define PA_LARGE_DECAY_ARM_BYTES ((size_t)4 << 20) /* ...once this much has been taken */
 _Static_assert(PA_SPARE_PERIOD % PA_SPARE_DECAY_EVENTS == 0, "ticks line up");
+#define PA_SWEEP_SAMPLE         4      /* a freer looks at an owner's activity once in this
+                                          many of its completions of that owner's FULL pools */
+#define PA_SWEEP_IDLE_MS        2      /* an owner with no malloc slow path for this long
+                                          (1-2 ms: the clock's are milliseconds) is idle, while
+                                          other threads complete its pools */
+#define PA_SWEEP_RATIO          4      /* a sweep of an idle owner's reclaim stack waits for a
+                                          quarter of its length in completions (heap.c) */
 
 _Static_assert(PA_SMALL_MAX % PA_ALIGN == 0, "classes must tile the small range");
 _Static_assert(PA_ARENA_SIZE % PA_POOL_SIZE == 0, "an arena is a whole number of pools");

@@ -101,22 +101,41 @@ static inline __attribute__((always_inline)) void pool_set_full(pa_pool *p)
     p->left = left;
 }
 
-/* The head has no block left: move it to FULL, unless a remote free slipped in. */
+/* p, FULL, back on its ring: second (see ring_insert_second), or as its head when a detach is
+ * undone (its remote stack is taken next). */
+static void pool_unset_full(pa_heap *h, pa_pool *p, bool head)
+{
+    p->left = pa_pool_used(p);
+    p->slow_at = 0;
+    p->state = PA_POOL_ATTACHED;
+    if (head)
+        ring_insert_head(h, p);
+    else
+        ring_insert_second(h, p);
+}
+
+/* The head has no block left: move it to FULL, unless a remote free slipped in. DETACHED goes
+ * on last, by the CAS that checks the stack is still empty, so that a sweep of the reclaim
+ * stack (below) that sees the flag sees the pool's fields final; if a remote free came
+ * first, the move is undone. */
 static inline __attribute__((always_inline)) bool pool_detach(pa_heap *h, pa_pool *p)
 {
     uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed);
     if (pa_tf_stack(tf))
         return false;
-    if (pa_single_threaded())   /* no remote freer to race with: no locked instruction */
-        atomic_store_explicit(&p->thread_free, tf | PA_TF_DETACHED, memory_order_relaxed);
-    else
-        while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
-                                                      memory_order_acq_rel, memory_order_relaxed))
-            if (pa_tf_stack(tf))
-                return false;
     unpin(p);
     ring_remove(h, p);
     pool_set_full(p);
+    if (pa_single_threaded()) {   /* no remote freer to race with: no locked instruction */
+        atomic_store_explicit(&p->thread_free, tf | PA_TF_DETACHED, memory_order_relaxed);
+        return true;
+    }
+    while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, tf | PA_TF_DETACHED,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+        if (pa_tf_stack(tf)) {
+            pool_unset_full(h, p, true);
+            return false;
+        }
     return true;
 }
 
@@ -128,10 +147,7 @@ static void pool_reattach(pa_heap *h, pa_pool *p)
                               memory_order_relaxed);
     else
         atomic_fetch_and_explicit(&p->thread_free, ~PA_TF_DETACHED, memory_order_acq_rel);
-    p->left = pa_pool_used(p);
-    p->slow_at = 0;
-    p->state = PA_POOL_ATTACHED;
-    ring_insert_second(h, p);
+    pool_unset_full(h, p, false);
 }
 
 /* An ATTACHED pool with no block out leaves its ring, unless it still sits on the reclaim stack
@@ -162,7 +178,7 @@ static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool live)
 /* Pops the FULL pools that received remote frees, takes their blocks and reattaches them. */
 static void heap_reclaim(pa_heap *h)
 {
-    pa_pool *p = atomic_exchange_explicit(&h->reclaim, NULL, memory_order_acquire);
+    pa_pool *p = pa_rc_top(atomic_exchange_explicit(&h->reclaim, 0, memory_order_acquire));
     while (p) {
         pa_pool *next = p->reclaim_next;
         uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), keep;
@@ -183,7 +199,7 @@ static void heap_reclaim(pa_heap *h)
 
 /* ---- the slow path of malloc */
 
-static void batch_push(pa_remote_batch *r);
+static void batch_push(pa_heap *h, pa_remote_batch *r);
 
 static pa_heap *heap_new(void)
 {
@@ -256,8 +272,8 @@ static inline __attribute__((always_inline)) void pool_fill_full(pa_heap *h, pa_
                                                                  size_t cls)
 {
     pa_cache_fill(h, p, cls);
-    atomic_store_explicit(&p->thread_free, PA_TF_DETACHED, memory_order_relaxed);
     pool_set_full(p);
+    atomic_store_explicit(&p->thread_free, PA_TF_DETACHED, memory_order_release);
 }
 
 /* A pool of h's class cls with blocks on its list, at the head of its ring; NULL when out of
@@ -306,7 +322,6 @@ static inline __attribute__((always_inline)) pa_pool *pool_with_blocks(pa_heap *
  * trips, which the spare pools and the cache make rare. */
 static __attribute__((noinline)) void heap_tick(pa_heap *h)
 {
-    h->decay_countdown = PA_LARGE_DECAY_EVENTS;
     if (atomic_load_explicit(&h->reclaim, memory_order_relaxed))
         heap_reclaim(h);
     pa_arena_decay_tick();
@@ -319,7 +334,7 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
                                                                    size_t n, bool track)
 {
     if (unlikely(h->remote[cls].pool != NULL))   /* a busy thread's batches go back soon */
-        batch_push(&h->remote[cls]);
+        batch_push(h, &h->remote[cls]);
     if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
         if (h->state == PA_HEAP_DEAD || pa_tls_in_init)
             return pa_large_alloc(pa_class_size(cls), 0, false);
@@ -328,7 +343,9 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
             return NULL;
         }
     }
-    if (unlikely(--h->decay_countdown < 0))
+    uint32_t slow = atomic_load_explicit(&h->slow_paths, memory_order_relaxed) + 1;
+    atomic_store_explicit(&h->slow_paths, slow, memory_order_relaxed);   /* the owner's alone */
+    if (unlikely(slow % PA_LARGE_DECAY_EVENTS == 0))
         heap_tick(h);
     /* fill: the empty bin takes a pool's whole list; else one block comes from the pool (no
      * cache: a careful path's call; or blocks cached: malloc re-entered from thread_start) */
@@ -391,8 +408,9 @@ void pa_heap_free_slow(pa_heap *h, pa_pool *p)
 /* ---- remote frees: a block freed by a thread that does not own its pool */
 
 /* Gives the chain first .. last (n blocks, linked) back to p: one CAS onto its thread_free
- * stack, or under pa_heaps_lock straight onto the local list of an abandoned owner. */
-static void remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
+ * stack, or under pa_heaps_lock straight onto the local list of an abandoned owner. Returns
+ * whether that completed a FULL pool: every block of it is now on the stack. */
+static bool remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
 {
     pa_heap *owner = pa_pool_owner(p);
     int st = atomic_load_explicit(&owner->state, memory_order_acquire);
@@ -405,7 +423,7 @@ static void remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
                 pa_heap_free_local(owner, p, b);
             }
             heaps_unlock(locked);
-            return;
+            return false;
         }
         heaps_unlock(locked);   /* adopted meanwhile: a plain remote free */
     }
@@ -413,22 +431,114 @@ static void remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
     do {
         pa_link(last, pa_tf_stack(tf));
         nw = (uintptr_t)first | ((tf & PA_TF_COUNT) + n * PA_TF_COUNT_ONE) |
-             (tf & PA_TF_QUEUED) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
+             (tf & PA_TF_FLAGS) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, nw,
                                                     memory_order_release, memory_order_relaxed));
     if ((tf & PA_TF_DETACHED) && !(tf & PA_TF_QUEUED)) {
-        pa_pool *head = atomic_load_explicit(&owner->reclaim, memory_order_relaxed);
+        uintptr_t rc = atomic_load_explicit(&owner->reclaim, memory_order_relaxed);
         do
-            p->reclaim_next = head;
-        while (!atomic_compare_exchange_weak_explicit(&owner->reclaim, &head, p,
+            p->reclaim_next = pa_rc_top(rc);
+        while (!atomic_compare_exchange_weak_explicit(&owner->reclaim, &rc, pa_rc_push(rc, p, 1),
                                                       memory_order_release, memory_order_relaxed));
     }
+    return (nw & PA_TF_DETACHED) && pa_tf_count(nw) == pa_pool_capacity(p);
 }
 
-static void batch_push(pa_remote_batch *r)
+/* ---- idle owners: FULL pools other threads emptied, on a reclaim stack nobody pops
+ *
+ * An owner takes its reclaim stack back when a ring runs dry, or at the latest on one in 64 of
+ * its malloc slow paths (heap_tick). A thread that takes none (Redis's main thread while its
+ * lazyfree thread frees the whole dataset, then idle) would keep every pool on it. So the
+ * freeing threads look: once in PA_SWEEP_SAMPLE of its completions of FULL pools (every block
+ * of the pool on its remote stack), a freer samples the owner's count of slow paths. An owner
+ * that took one in the last PA_SWEEP_IDLE_MS is active: it keeps its pools, which its ticks
+ * will bring back. From an idle one, once the completions sampled since its last slow path
+ * reach a PA_SWEEP_RATIO-th of its stack's length (so that the walks cost a few steps per
+ * pool taken, whatever the length), the freer takes the stack, gives the wholly free FULL
+ * pools back to their arenas and pushes the others back.
+ *
+ * Such a pool is its owner's in name only: none of its blocks is live or in the owner's
+ * cache, and only a pop of the stack, which the sweep holds, would lead the owner to it. The
+ * test is one word: DETACHED (FULL, set only once the owner is done moving the pool there),
+ * and a count of blocks on the stack equal to the capacity, which a CAS from that very word
+ * makes the sweep's. The sweep runs under pa_heaps_lock, only tried: so no thread exit or
+ * fork finds the stack half taken, and a freer in a fork handler (which holds it) skips. */
+
+static void reclaim_sweep(pa_heap *o)
 {
-    remote_push(r->pool, r->first, r->last, r->n);
+    if (pthread_mutex_trylock(&pa_heaps_lock) != 0)
+        return;   /* a thread starting or exiting, a fork, another sweep: a later sample */
+    if (atomic_load_explicit(&o->state, memory_order_relaxed) == PA_HEAP_LIVE) {
+        pa_pool *p = pa_rc_top(atomic_exchange_explicit(&o->reclaim, 0, memory_order_acquire));
+        pa_pool *keep = NULL, *keep_last = NULL, *swept = NULL;
+        uint32_t nkeep = 0;
+        uint64_t blocks = 0;
+        for (pa_pool *next; p; p = next) {
+            next = p->reclaim_next;
+            uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
+            if ((tf & PA_TF_DETACHED) && pa_tf_count(tf) == pa_pool_capacity(p) &&
+                atomic_compare_exchange_strong_explicit(&p->thread_free, &tf, 0,
+                                                        memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                p->free = pa_tf_stack(tf);   /* every block: as an empty pool goes back */
+                blocks += pa_tf_count(tf);
+                p->reclaim_next = swept;
+                swept = p;
+                continue;
+            }
+            p->reclaim_next = keep;
+            if (keep == NULL)
+                keep_last = p;
+            keep = p;
+            nkeep++;
+        }
+        if (keep) {
+            uintptr_t rc = atomic_load_explicit(&o->reclaim, memory_order_relaxed);
+            do
+                keep_last->reclaim_next = pa_rc_top(rc);
+            while (!atomic_compare_exchange_weak_explicit(&o->reclaim, &rc,
+                                                          pa_rc_push(rc, keep, nkeep),
+                                                          memory_order_release,
+                                                          memory_order_relaxed));
+        }
+        if (swept) {
+            atomic_fetch_add_explicit(&o->nremote_swept, blocks, memory_order_relaxed);
+            pa_arena_put_idle(swept);
+        }
+    }
+    pthread_mutex_unlock(&pa_heaps_lock);
+}
+
+/* A sample of owner o, whose FULL pool the calling thread just completed. */
+static __attribute__((noinline)) void reclaim_sample(pa_heap *o)
+{
+    uint32_t slow = atomic_load_explicit(&o->slow_paths, memory_order_relaxed);
+    uint64_t now = pa_os_now_ms();
+    if (slow != atomic_load_explicit(&o->sweep_seen, memory_order_relaxed)) {
+        atomic_store_explicit(&o->sweep_seen, slow, memory_order_relaxed);
+        atomic_store_explicit(&o->sweep_seen_ms, now, memory_order_relaxed);
+        atomic_store_explicit(&o->sweep_credit, 0, memory_order_relaxed);
+        return;
+    }
+    uint32_t credit = PA_SWEEP_SAMPLE + atomic_fetch_add_explicit(&o->sweep_credit,
+                                                                  PA_SWEEP_SAMPLE,
+                                                                  memory_order_relaxed);
+    uint32_t queued = pa_rc_count(atomic_load_explicit(&o->reclaim, memory_order_relaxed));
+    if (now - atomic_load_explicit(&o->sweep_seen_ms, memory_order_relaxed) < PA_SWEEP_IDLE_MS ||
+        (uint64_t)credit * PA_SWEEP_RATIO < queued)
+        return;
+    atomic_store_explicit(&o->sweep_credit, 0, memory_order_relaxed);
+    reclaim_sweep(o);
+}
+
+static void batch_push(pa_heap *h, pa_remote_batch *r)
+{
+    pa_pool *p = r->pool;
     r->pool = NULL;
+    if (remote_push(p, r->first, r->last, r->n) && h->sweep_countdown-- == 0) {
+        h->sweep_countdown = PA_SWEEP_SAMPLE - 1;
+        reclaim_sample(pa_pool_owner(p));
+    }
 }
 
 /* Only a live heap ever batches, so the static boot and dead heaps have nothing to push. */
@@ -436,7 +546,7 @@ void pa_heap_remote_flush(pa_heap *h)
 {
     for (size_t c = 0; c < PA_NCLASSES; c++)
         if (h->remote[c].pool)
-            batch_push(&h->remote[c]);
+            batch_push(h, &h->remote[c]);
 }
 
 /* The rest of pa_heap_free_remote: the checks, the first free of a batch, level 2, and heaps
@@ -473,11 +583,11 @@ static __attribute__((noinline)) void free_remote_other(pa_heap *h, pa_pool *p, 
         pa_link(b, r->first);
         r->first = b;
         if (++r->n == r->limit)
-            batch_push(r);
+            batch_push(h, r);
         return;
     }
     if (r->pool)
-        batch_push(r);
+        batch_push(h, r);
     pa_link(b, NULL);
     r->pool = p;
     r->first = r->last = b;
@@ -509,7 +619,7 @@ void pa_heap_free_remote(pa_heap *h, pa_block *b)
         b->next = r->first;   /* raw link: the list key is 0 below level 2 */
         r->first = b;
         if (++r->n == r->limit)
-            batch_push(r);
+            batch_push(h, r);
         return;
     }
     free_remote_other(h, p, b, m);

@@ -60,10 +60,14 @@ enum pa_pool_state { PA_POOL_FREE = 0, PA_POOL_ATTACHED, PA_POOL_FULL };
  * written by other cores, and a walk would miss on each of them in turn.
  *   bits 63..48  blocks on the stack (a pool holds at most 256)
  *   bits 47..4   the top block
- *   DETACHED  set by the owner, only when the stack is empty, as it moves the pool to FULL:
- *             the next remote freer must queue the pool on the owner's reclaim stack.
+ *   DETACHED  the pool is FULL: set by the owner, only when the stack is empty, once it has
+ *             moved the pool there (so that whoever sees the flag sees a FULL pool the owner
+ *             no longer touches), cleared only by the owner as it reattaches the pool. A
+ *             remote freer that finds it without QUEUED queues the pool on the owner's
+ *             reclaim stack.
  *   QUEUED    the pool sits on its owner's reclaim stack (reclaim_next is in use); set by the
- *             remote freer that consumed DETACHED, cleared only by the owner when it pops it.
+ *             remote freer that queues it, cleared by whoever pops it: the owner, or a sweep
+ *             that takes it back wholly free from an idle owner (heap.c).
  * Remote freers only push (one CAS); the owner only takes the whole stack: no ABA. */
 #define PA_TF_DETACHED  ((uintptr_t)1)
 #define PA_TF_QUEUED    ((uintptr_t)2)
@@ -93,6 +97,24 @@ static inline struct pa_block *pa_tf_stack(uintptr_t tf)
 static inline uint32_t pa_tf_count(uintptr_t tf)
 {
     return (uint32_t)(tf >> PA_TF_COUNT_SHIFT);
+}
+
+/* The reclaim word of a heap: the top pool and the stack's length, which saturates. */
+static inline struct pa_pool *pa_rc_top(uintptr_t rc)
+{
+    return (struct pa_pool *)(rc & ~PA_TF_COUNT);
+}
+
+static inline uint32_t pa_rc_count(uintptr_t rc)
+{
+    return (uint32_t)(rc >> PA_TF_COUNT_SHIFT);
+}
+
+static inline uintptr_t pa_rc_push(uintptr_t rc, struct pa_pool *top, uint32_t n)
+{
+    uintptr_t count = (rc >> PA_TF_COUNT_SHIFT) + n;
+    uintptr_t max = PA_TF_COUNT >> PA_TF_COUNT_SHIFT;
+    return (uintptr_t)top | ((count < max ? count : max) << PA_TF_COUNT_SHIFT);
 }
 
 /* The owner's free fast path leaves for pa_heap_free_slow when the pool's used count (blocks
@@ -242,7 +264,14 @@ typedef struct pa_heap {
     pa_pool           *cur[PA_NCLASSES];  /* ring head per class; &pa_empty_pool when empty */
     uint16_t           cache_cap[PA_NCLASSES]; /* blocks a bin may hold, set with the heap (0:
                                              the cache is off, PYARENA_CHECK=2 included) */
-    _Atomic(pa_pool *) reclaim;           /* FULL pools that received remote frees */
+    _Atomic uintptr_t  reclaim;           /* FULL pools that received remote frees: a stack
+                                             linked by reclaim_next, its length (saturating)
+                                             in the top 16 bits as in thread_free */
+    _Atomic uint32_t   slow_paths;        /* the owner's malloc slow paths: its ticks, and
+                                             what tells the sweeps an active owner (heap.c) */
+    _Atomic uint32_t   sweep_seen;        /* slow_paths at the last sample by a freer... */
+    _Atomic uint64_t   sweep_seen_ms;     /* ...that found it changed, and when */
+    _Atomic uint32_t   sweep_credit;      /* completions sampled since then (heap.c) */
     _Atomic int        state;             /* enum pa_heap_state */
     _Atomic uint32_t   fill_seq;          /* odd while a fill relinks a pool's list into a bin
                                              (cache.c): a double-free check on another thread
@@ -251,6 +280,9 @@ typedef struct pa_heap {
     struct pa_heap    *next_abandoned;
     uint64_t           nremote;           /* blocks other threads freed into this heap's pools,
                                              counted when taken back */
+    _Atomic uint64_t   nremote_swept;     /* ... and those a sweep took back with their pools */
+    uint32_t           sweep_countdown;   /* this thread's completions of other heaps' pools
+                                             until it samples their owner (heap.c) */
     pa_remote_batch    remote[PA_NCLASSES]; /* this thread's frees into other heaps, by class;
                                                touched only by the thread (LIVE heaps only) */
     _Atomic int        spare_lock;        /* 1 while a thread works on the list (spare.c) */
@@ -264,9 +296,6 @@ typedef struct pa_heap {
                                              (spare.c) */
     uint64_t           spare_handouts[PA_NCLASSES]; /* handouts of pools that went spare, by
                                              class (read racily by the stats) */
-    int32_t            decay_countdown;   /* malloc slow paths until the next look at the large
-                                             path's decay (below 0: due; a subtract that sets
-                                             the flags) */
 } pa_heap;
 
 /* Blocks malloc took from h's bin c, and blocks on it now (both read racily by the stats). */
@@ -332,6 +361,7 @@ PA_HIDDEN size_t pa_pool_free_count(const pa_pool *p);
 /* ---- arena.c (all under pa_arena_lock, taken inside) */
 PA_HIDDEN pa_pool *pa_arena_pool_get(void);
 PA_HIDDEN void     pa_arena_pool_put(pa_pool *p);
+PA_HIDDEN void     pa_arena_put_idle(pa_pool *chain);   /* linked by reclaim_next */
 PA_HIDDEN void     pa_arena_decay_tick(void);
 PA_HIDDEN size_t   pa_arena_trim(void);
 PA_HIDDEN void     pa_arena_fork_prepare(void);

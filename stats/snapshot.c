@@ -55,7 +55,8 @@ void pa_snapshot_take(pa_snapshot *s)
     uint64_t cached[PA_NCLASSES] = { 0 };
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all) {
         s->threads++;
-        s->remote_frees += h->nremote;
+        s->remote_frees += h->nremote +
+                           atomic_load_explicit(&h->nremote_swept, memory_order_relaxed);
         for (size_t c = 0; c < PA_NCLASSES; c++) {
             s->cls[c].allocs += pa_bin_handouts(h, c) +
                                 __atomic_load_n(&h->spare_handouts[c], __ATOMIC_RELAXED);

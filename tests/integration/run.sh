@@ -324,15 +324,22 @@ case_large_decay() {
     echo "    idle child: rss before $(val "$o" rss_before_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms idle later $(val "$o" rss_after_kib) KiB"
 }
 
-# ---- 15b. pools another thread emptied go back while the owner's rings never run dry
+# ---- 15b. pools another thread emptied go back, whether the owner is idle or its rings never
+# run dry
 case_remote_reclaim() {
-    local n=remote_reclaim o=$TMP/remote_reclaim.out rc
-    pre "$o" "$BIN/remote_reclaim"; rc=$?
-    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
-    [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
-    grep -qx "OK remote_reclaim" "$o" || { fail $n "no 'OK remote_reclaim' line" "$o"; return; }
+    local n=remote_reclaim mode o rc
+    for mode in idle busy; do
+        o=$TMP/remote_reclaim.$mode.out
+        pre "$o" "$BIN/remote_reclaim" $mode; rc=$?
+        if grep -q '^FAIL' "$o"; then fail $n "$mode: $(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+        [ $rc -eq 0 ] || { fail $n "$mode: $(status_text $rc)" "$o"; return; }
+        grep -qx "OK remote_reclaim" "$o" || { fail $n "$mode: no 'OK remote_reclaim' line" "$o"; return; }
+    done
     pass $n
-    echo "    remote_reclaim: rss before $(val "$o" rss_before_kib) KiB, loaded $(val "$o" rss_loaded_kib) KiB, after the other thread's frees $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms of light work later $(val "$o" rss_after_kib) KiB"
+    for mode in idle busy; do
+        o=$TMP/remote_reclaim.$mode.out
+        echo "    remote_reclaim $mode: rss before $(val "$o" rss_before_kib) KiB, loaded $(val "$o" rss_loaded_kib) KiB, after the other thread's frees $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms of light work later $(val "$o" rss_after_kib) KiB"
+    done
 }
 
 # ---- 16. malloc in other libraries' fork handlers (glibc allows it), whichever order the

@@ -18,16 +18,17 @@ static void *alloc_then_wait(void *arg)
     size_t size = (size_t)arg;
     for (int i = 0; i < N; i++)
         memset(blocks[i] = pa_malloc(size), 0x5a, size);
+    pa_snapshot loaded, after;
+    pa_snapshot_take(&loaded);
     sem_post(&go_free);
     sem_wait(&freed);
-    /* every block came back through the remote stacks: reallocating needs no new pool */
-    pa_snapshot before, after;
-    pa_snapshot_take(&before);
+    /* every block came back, through the remote stacks to this idle thread or with the pools
+     * a sweep gave back to their arenas: reallocating needs no more pools than the first time */
     for (int i = 0; i < N; i++)
         blocks[i] = pa_malloc(size);
     pa_snapshot_take(&after);
     size_t c = pa_class_of(size);
-    cr_assert_eq(after.cls[c].pools, before.cls[c].pools, "remote frees were not reused");
+    cr_assert_leq(after.cls[c].pools, loaded.cls[c].pools, "remote frees were not reused");
     cr_assert_eq(after.cls[c].in_use, N);
     check_ring(pa_tls_heap);
     return NULL;
@@ -53,6 +54,76 @@ Test(threads, remote_frees_return_to_the_owner)
     pthread_join(t, NULL);
     for (int i = 0; i < N; i++)
         pa_free(blocks[i]);
+}
+
+/* The owner of 16 FULL pools of 8 blocks (512 bytes), which the main thread frees: it waits,
+ * takes one malloc slow path, and waits again. */
+#define SWEPT_POOLS 16
+static void *fill_pools_and_wait(void *arg)
+{
+    for (int i = 0; i < 8 * SWEPT_POOLS; i++)
+        blocks[i] = pa_malloc(512);
+    sem_post(&go_free);
+    sem_wait(&freed);
+    void *first_16 = pa_malloc(16);   /* its first of the class: a slow path */
+    sem_post(&go_free);
+    sem_wait(&freed);
+    pa_free(first_16);
+    check_ring(pa_tls_heap);
+    return arg;
+}
+
+/* Frees pools first .. last - 1 of those, wholly: each completes with its second batch. */
+static void free_pools(int first, int last)
+{
+    for (int i = 8 * first; i < 8 * last; i++)
+        pa_free(blocks[i]);
+    pa_heap_remote_flush(pa_tls_heap);
+}
+
+static int pools_free(int first, int last)
+{
+    int n = 0;
+    for (int i = first; i < last; i++)
+        n += pa_pool_of(blocks[8 * i])->state == PA_POOL_FREE;
+    return n;
+}
+
+/* A freer samples the owner of the FULL pools it completes, one completion in PA_SWEEP_SAMPLE
+ * (the first included): an owner that took a malloc slow path since the last sample keeps
+ * them, one idle since for PA_SWEEP_IDLE_MS has them taken back to their arenas. */
+Test(threads, an_idle_owners_emptied_pools_go_back_to_their_arenas)
+{
+    _Static_assert(PA_SWEEP_SAMPLE == 4, "the completions below");
+    sem_init(&go_free, 0, 0);
+    sem_init(&freed, 0, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, fill_pools_and_wait, NULL);
+    sem_wait(&go_free);
+    pa_heap *owner = pa_meta_of(blocks[0])->owner;
+    free_pools(0, 1);   /* the first sample: the owner's slow paths since none */
+    sem_post(&freed);
+    sem_wait(&go_free);   /* that slow path took pool 0 back from the reclaim stack */
+    cr_assert_neq(pa_pool_of(blocks[0])->state, PA_POOL_FULL, "pool 0 not reclaimed");
+    free_pools(1, 5);   /* sampled at the fifth completion: one slow path since the first */
+    cr_assert_eq(pools_free(1, 5), 0, "an active owner's pools were taken back");
+    cr_assert_eq(pa_rc_count(atomic_load(&owner->reclaim)), 4);
+    struct timespec idle = { 0, 3 * PA_SWEEP_IDLE_MS * 1000 * 1000 };
+    nanosleep(&idle, NULL);
+    free_pools(5, 9);   /* sampled at the ninth: none since, for longer than PA_SWEEP_IDLE_MS */
+    cr_assert_eq(pools_free(1, 9), 8, "an idle owner's empty pools stayed (%d went back)",
+                 pools_free(1, 9));
+    cr_assert_eq(pa_rc_count(atomic_load(&owner->reclaim)), 0);
+    free_pools(9, SWEPT_POOLS - 1);   /* the last is its ring's head, not FULL */
+    cr_assert_eq(pools_free(9, SWEPT_POOLS - 1), 4, "pools 9-12 not swept at the thirteenth "
+                 "completion (%d)", pools_free(9, SWEPT_POOLS - 1));
+    cr_assert_eq(pa_rc_count(atomic_load(&owner->reclaim)), 2, "pools 13 and 14 not queued");
+    pa_snapshot s;
+    pa_snapshot_take(&s);
+    cr_assert_eq(s.remote_frees, 8 * (SWEPT_POOLS - 1), "%zu", (size_t)s.remote_frees);
+    free_pools(SWEPT_POOLS - 1, SWEPT_POOLS);
+    sem_post(&freed);
+    pthread_join(t, NULL);
 }
 
 static void *alloc_and_exit(void *arg)
@@ -151,7 +222,7 @@ static pa_pool *fill_and_wait_for_remote_frees(void)
     cr_assert_eq(first->state, PA_POOL_FULL);
     sem_post(&go_free);
     sem_wait(&freed);
-    cr_assert_eq(atomic_load(&pa_tls_heap->reclaim), first, "FULL pool not queued");
+    cr_assert_eq(pa_rc_top(atomic_load(&pa_tls_heap->reclaim)), first, "FULL pool not queued");
     return first;
 }
 
@@ -182,7 +253,8 @@ static void *fill_then_tick(void *arg)
         small[i] = pa_malloc(16);
     cr_assert_eq(pa_pool_of(small[0]), pa_pool_of(small[2 * PA_LARGE_DECAY_EVENTS - 1]),
                  "the 16-byte ring ran dry: this test needs a pool of them to last");
-    cr_assert_null(atomic_load(&pa_tls_heap->reclaim), "the tick left the reclaim stack");
+    cr_assert_null(pa_rc_top(atomic_load(&pa_tls_heap->reclaim)),
+                   "the tick left the reclaim stack");
     cr_assert_eq(first->state, PA_POOL_ATTACHED, "the FULL pool was not reattached");
     for (int i = 0; i < 2 * PA_LARGE_DECAY_EVENTS; i++)
         pa_free(small[i]);
