@@ -452,10 +452,10 @@ static bool remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
  * freeing threads look: once in PA_SWEEP_SAMPLE of its completions of FULL pools (every block
  * of the pool on its remote stack), a freer samples the owner's count of slow paths. An owner
  * that took one in the last PA_SWEEP_IDLE_MS is active: it keeps its pools, which its ticks
- * will bring back. From an idle one, once the completions sampled since its last slow path
- * reach a PA_SWEEP_RATIO-th of its stack's length (so that the walks cost a few steps per
- * pool taken, whatever the length), the freer takes the stack, gives the wholly free FULL
- * pools back to their arenas and pushes the others back.
+ * will bring back. From an idle one, once the completions sampled since the last sweep reach
+ * a PA_SWEEP_RATIO-th of its stack's length (so that the walks cost a few steps per pool
+ * taken, whatever the length), the freer takes the stack, gives the wholly free FULL pools
+ * back to their arenas and pushes the others back.
  *
  * Such a pool is its owner's in name only: none of its blocks is live or in the owner's
  * cache, and only a pop of the stack, which the sweep holds, would lead the owner to it. The
@@ -512,17 +512,16 @@ static void reclaim_sweep(pa_heap *o)
 /* A sample of owner o, whose FULL pool the calling thread just completed. */
 static __attribute__((noinline)) void reclaim_sample(pa_heap *o)
 {
+    uint32_t credit = PA_SWEEP_SAMPLE + atomic_fetch_add_explicit(&o->sweep_credit,
+                                                                  PA_SWEEP_SAMPLE,
+                                                                  memory_order_relaxed);
     uint32_t slow = atomic_load_explicit(&o->slow_paths, memory_order_relaxed);
     uint64_t now = pa_os_now_ms();
     if (slow != atomic_load_explicit(&o->sweep_seen, memory_order_relaxed)) {
         atomic_store_explicit(&o->sweep_seen, slow, memory_order_relaxed);
         atomic_store_explicit(&o->sweep_seen_ms, now, memory_order_relaxed);
-        atomic_store_explicit(&o->sweep_credit, 0, memory_order_relaxed);
         return;
     }
-    uint32_t credit = PA_SWEEP_SAMPLE + atomic_fetch_add_explicit(&o->sweep_credit,
-                                                                  PA_SWEEP_SAMPLE,
-                                                                  memory_order_relaxed);
     uint32_t queued = pa_rc_count(atomic_load_explicit(&o->reclaim, memory_order_relaxed));
     if (now - atomic_load_explicit(&o->sweep_seen_ms, memory_order_relaxed) < PA_SWEEP_IDLE_MS ||
         (uint64_t)credit * PA_SWEEP_RATIO < queued)

@@ -271,7 +271,7 @@ typedef struct pa_heap {
                                              what tells the sweeps an active owner (heap.c) */
     _Atomic uint32_t   sweep_seen;        /* slow_paths at the last sample by a freer... */
     _Atomic uint64_t   sweep_seen_ms;     /* ...that found it changed, and when */
-    _Atomic uint32_t   sweep_credit;      /* completions sampled since then (heap.c) */
+    _Atomic uint32_t   sweep_credit;      /* completions sampled since the last sweep */
     _Atomic int        state;             /* enum pa_heap_state */
     _Atomic uint32_t   fill_seq;          /* odd while a fill relinks a pool's list into a bin
                                              (cache.c): a double-free check on another thread
