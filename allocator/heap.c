@@ -409,10 +409,13 @@ void pa_heap_free_slow(pa_heap *h, pa_pool *p)
 
 /* Gives the chain first .. last (n blocks, linked) back to p: one CAS onto its thread_free
  * stack, or under pa_heaps_lock straight onto the local list of an abandoned owner. Returns
- * whether that completed a FULL pool: every block of it is now on the stack. */
-static bool remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
+ * p's owner if that completed a FULL pool (every block of it now on the stack), else NULL:
+ * read before the push, while the chain kept p in use, since a sweep may give p back to its
+ * arena as soon as the push is done. */
+static pa_heap *remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
 {
     pa_heap *owner = pa_pool_owner(p);
+    uint32_t cap = pa_pool_capacity(p);
     int st = atomic_load_explicit(&owner->state, memory_order_acquire);
     if (unlikely(st == PA_HEAP_ABANDONED)) {
         bool locked = heaps_lock();
@@ -423,7 +426,7 @@ static bool remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
                 pa_heap_free_local(owner, p, b);
             }
             heaps_unlock(locked);
-            return false;
+            return NULL;
         }
         heaps_unlock(locked);   /* adopted meanwhile: a plain remote free */
     }
@@ -441,7 +444,7 @@ static bool remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_t n)
         while (!atomic_compare_exchange_weak_explicit(&owner->reclaim, &rc, pa_rc_push(rc, p, 1),
                                                       memory_order_release, memory_order_relaxed));
     }
-    return (nw & PA_TF_DETACHED) && pa_tf_count(nw) == pa_pool_capacity(p);
+    return (nw & PA_TF_DETACHED) && pa_tf_count(nw) == cap ? owner : NULL;
 }
 
 /* ---- idle owners: FULL pools other threads emptied, on a reclaim stack nobody pops
@@ -532,11 +535,11 @@ static __attribute__((noinline)) void reclaim_sample(pa_heap *o)
 
 static void batch_push(pa_heap *h, pa_remote_batch *r)
 {
-    pa_pool *p = r->pool;
+    pa_heap *owner = remote_push(r->pool, r->first, r->last, r->n);
     r->pool = NULL;
-    if (remote_push(p, r->first, r->last, r->n) && h->sweep_countdown-- == 0) {
+    if (owner && h->sweep_countdown-- == 0) {
         h->sweep_countdown = PA_SWEEP_SAMPLE - 1;
-        reclaim_sample(pa_pool_owner(p));
+        reclaim_sample(owner);
     }
 }
 

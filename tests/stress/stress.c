@@ -1,7 +1,8 @@
 /* stress.c — the multi-threaded stress test, run under LD_PRELOAD=libpyarena.so: worker threads
  * churn random sizes and free each other's blocks through a shared exchange array, exit and are
- * replaced continually, while the main thread forks; the child frees blocks the parent's
- * threads allocated, allocates, runs a thread and exits. Every block carries a pattern made of
+ * replaced continually, now and then publishing a burst of new blocks and going idle while the
+ * others free them (the sweeps of an idle owner's pools: heap.c), while the main thread forks;
+ * the child frees blocks the parent's threads allocated, allocates, runs a thread and exits. Every block carries a pattern made of
  * its address and size, checked before it is freed. Usage: stress [seconds] (default 60). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,6 +26,8 @@
 #define NLOCAL      256        /* blocks a worker keeps for itself */
 #define MAX_SIZE    2000
 #define CHILD_WAIT  20         /* seconds a fork child may take before it counts as hung */
+#define BURST       512        /* blocks a worker publishes before a nap... */
+#define NAP_NS      3000000    /* ...of 3 ms, longer than an owner may stay idle (heap.c) */
 
 /* A block travels as one word: address << 16 | size (user addresses have 47 bits, sizes < 2^16). */
 typedef uint64_t packed;
@@ -33,7 +36,7 @@ static inline void *addr_of(packed b)        { return (void *)(uintptr_t)(b >> 1
 static inline size_t size_of(packed b)       { return (size_t)(b & 0xffff); }
 
 static _Atomic packed   exchange[NEXCHANGE];
-static _Atomic uint64_t total_ops, pattern_errors, other_errors, threads_started;
+static _Atomic uint64_t total_ops, pattern_errors, other_errors, threads_started, naps;
 static _Atomic int      stop;
 
 typedef struct rng { uint64_t s; } rng;
@@ -194,12 +197,28 @@ static uint64_t churn(rng *r, packed *local, size_t nlocal, uint64_t ops)
     return i;
 }
 
+/* A burst of new blocks into the exchange array (the blocks there freed), then a nap: the
+ * others free the burst while this thread, its owner, is idle. */
+static void burst_and_nap(rng *r)
+{
+    for (int i = 0; i < BURST; i++)
+        drop(atomic_exchange(&exchange[next(r) % NEXCHANGE], new_block(r)), "cross-thread free");
+    struct timespec nap = { 0, NAP_NS };
+    nanosleep(&nap, NULL);
+    atomic_fetch_add(&naps, 1);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     rng r = { w->seed };
     packed local[NLOCAL] = { 0 };
-    uint64_t ops = churn(&r, local, NLOCAL, 20000 + next(&r) % 200000);
+    uint64_t ops = 0, want = 20000 + next(&r) % 200000;
+    while (ops < want && !atomic_load_explicit(&stop, memory_order_relaxed)) {
+        ops += churn(&r, local, NLOCAL, 20000);
+        if (next(&r) % 2)
+            burst_and_nap(&r);
+    }
     /* leave some blocks behind for other threads (and the heap's next owner) to free */
     for (size_t j = 0; j < NLOCAL; j++) {
         if (j % 2 == 0)
@@ -360,5 +379,7 @@ int main(int argc, char **argv)
            atomic_load(&pattern_errors));
     printf("stress: %.0f ops/s over %.1f s, %" PRIu64 " other errors\n", (double)ops / secs, secs,
            atomic_load(&other_errors));
+    printf("stress: %" PRIu64 " bursts of %d blocks followed by a nap\n", atomic_load(&naps),
+           BURST);
     return atomic_load(&pattern_errors) || atomic_load(&other_errors) ? 1 : 0;
 }
