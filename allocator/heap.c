@@ -179,13 +179,17 @@ static void pool_release_if_empty(pa_heap *h, pa_pool *p, bool live)
 static void heap_reclaim(pa_heap *h)
 {
     pa_pool *p = pa_rc_top(atomic_exchange_explicit(&h->reclaim, 0, memory_order_acquire));
-    while (p) {
-        pa_pool *next = p->reclaim_next;
+    for (pa_pool *next; p; p = next) {
+        next = p->reclaim_next;
         uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_relaxed), keep;
         do  /* clear QUEUED and take the blocks; with none, a FULL pool stays DETACHED */
             keep = pa_tf_stack(tf) ? 0 : (tf & PA_TF_DETACHED);
         while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, keep,
                                                       memory_order_acquire, memory_order_relaxed));
+        /* FULL, nothing taken: from that CAS on a remote free may queue p again, and a sweep
+         * give it back to its arena (below), so this thread no longer touches it */
+        if (keep & PA_TF_DETACHED)
+            continue;
         pa_block *first = pa_tf_stack(tf);
         if (first) {
             pa_pool_take(p, first, pa_tf_count(tf));
@@ -193,7 +197,6 @@ static void heap_reclaim(pa_heap *h)
                 pool_reattach(h, p);
         }
         pool_release_if_empty(h, p, true);
-        p = next;
     }
 }
 

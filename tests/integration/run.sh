@@ -324,11 +324,11 @@ case_large_decay() {
     echo "    idle child: rss before $(val "$o" rss_before_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms idle later $(val "$o" rss_after_kib) KiB"
 }
 
-# ---- 15b. pools another thread emptied go back, whether the owner is idle or its rings never
-# run dry
+# ---- 15b. pools another thread emptied go back, whether the owner is idle (freed by one thread
+# or by eight at once, which sweep each other's) or its rings never run dry
 case_remote_reclaim() {
     local n=remote_reclaim mode o rc
-    for mode in idle busy; do
+    for mode in idle busy many; do
         o=$TMP/remote_reclaim.$mode.out
         pre "$o" "$BIN/remote_reclaim" $mode; rc=$?
         if grep -q '^FAIL' "$o"; then fail $n "$mode: $(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
@@ -336,7 +336,7 @@ case_remote_reclaim() {
         grep -qx "OK remote_reclaim" "$o" || { fail $n "$mode: no 'OK remote_reclaim' line" "$o"; return; }
     done
     pass $n
-    for mode in idle busy; do
+    for mode in idle busy many; do
         o=$TMP/remote_reclaim.$mode.out
         echo "    remote_reclaim $mode: rss before $(val "$o" rss_before_kib) KiB, loaded $(val "$o" rss_loaded_kib) KiB, after the other thread's frees $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms of light work later $(val "$o" rss_after_kib) KiB"
     done
