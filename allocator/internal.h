@@ -32,7 +32,9 @@
  *   FULL      detached from the ring (local free list empty, no remote frees seen), in no list:
  *             nothing looks for it until a free reaches it. Enough local frees reattach it
  *             (slow_at); the first remote free queues it on the owner's reclaim stack (see
- *             thread_free flags).
+ *             thread_free flags), from which the owner reattaches it, or, once other threads
+ *             have freed every block while the owner was idle, one of them gives it back to
+ *             its arena (heap.c, "idle owners").
  */
 #ifndef PA_INTERNAL_H
 #define PA_INTERNAL_H
