@@ -325,18 +325,23 @@ case_large_decay() {
 }
 
 # ---- 15b. pools another thread emptied go back, whether the owner is idle (freed by one thread
-# or by eight at once, which sweep each other's) or its rings never run dry
+# or by eight at once, which sweep each other's; idle2: the idle case at PYARENA_CHECK=2, where
+# every free takes the careful path) or its rings never run dry
 case_remote_reclaim() {
-    local n=remote_reclaim mode o rc
-    for mode in idle busy many; do
+    local n=remote_reclaim mode o rc modes="idle busy many idle2"
+    for mode in $modes; do
         o=$TMP/remote_reclaim.$mode.out
-        pre "$o" "$BIN/remote_reclaim" $mode; rc=$?
+        if [ $mode = idle2 ]; then
+            pre "$o" env PYARENA_CHECK=2 "$BIN/remote_reclaim" idle; rc=$?
+        else
+            pre "$o" "$BIN/remote_reclaim" $mode; rc=$?
+        fi
         if grep -q '^FAIL' "$o"; then fail $n "$mode: $(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
         [ $rc -eq 0 ] || { fail $n "$mode: $(status_text $rc)" "$o"; return; }
         grep -qx "OK remote_reclaim" "$o" || { fail $n "$mode: no 'OK remote_reclaim' line" "$o"; return; }
     done
     pass $n
-    for mode in idle busy many; do
+    for mode in $modes; do
         o=$TMP/remote_reclaim.$mode.out
         echo "    remote_reclaim $mode: rss before $(val "$o" rss_before_kib) KiB, loaded $(val "$o" rss_loaded_kib) KiB, after the other thread's frees $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms of light work later $(val "$o" rss_after_kib) KiB"
     done
