@@ -170,6 +170,7 @@ void *pa_api_pvalloc(size_t n)
 int pa_api_trim(void)
 {
     pa_heap_collect_all(pa_tls_heap);
+    pa_heap_sweep_all();    /* the pools other threads emptied for the others */
     pa_spare_flush_all();   /* idle threads' spare pools too */
     bool small = pa_arena_trim() > 0;
     return pa_large_trim() || small;

@@ -470,9 +470,12 @@ static pa_heap *remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_
  * makes the sweep's. The sweep runs under pa_heaps_lock, only tried: so no thread exit or
  * fork finds the stack half taken, and a freer in a fork handler (which holds it) skips. */
 
-static void reclaim_sweep(pa_heap *o)
+/* With wait (malloc_trim) the lock is waited for, unless this thread holds it across a fork
+ * (a trim from a fork handler: then it skips). */
+static void reclaim_sweep(pa_heap *o, bool wait)
 {
-    if (pthread_mutex_trylock(&pa_heaps_lock) != 0)
+    bool locked = wait ? heaps_lock() : pthread_mutex_trylock(&pa_heaps_lock) == 0;
+    if (!locked)
         return;   /* a thread starting or exiting, a fork, another sweep: a later sample */
     if (atomic_load_explicit(&o->state, memory_order_relaxed) == PA_HEAP_LIVE) {
         pa_pool *p = pa_rc_top(atomic_exchange_explicit(&o->reclaim, 0, memory_order_acquire));
@@ -512,7 +515,15 @@ static void reclaim_sweep(pa_heap *o)
             pa_arena_put_idle(swept);
         }
     }
-    pthread_mutex_unlock(&pa_heaps_lock);
+    heaps_unlock(locked);
+}
+
+/* malloc_trim: every other live heap's wholly free FULL pools go back, idle or not. */
+void pa_heap_sweep_all(void)
+{
+    for (pa_heap *h = pa_heap_first(); h; h = h->next_all)
+        if (h != pa_tls_heap && atomic_load_explicit(&h->reclaim, memory_order_relaxed))
+            reclaim_sweep(h, true);
 }
 
 /* A sample of owner o, whose FULL pool the calling thread just completed. */
@@ -533,7 +544,7 @@ static __attribute__((noinline)) void reclaim_sample(pa_heap *o)
         (uint64_t)credit * PA_SWEEP_RATIO < queued)
         return;
     atomic_store_explicit(&o->sweep_credit, 0, memory_order_relaxed);
-    reclaim_sweep(o);
+    reclaim_sweep(o, false);
 }
 
 static void batch_push(pa_heap *h, pa_remote_batch *r)

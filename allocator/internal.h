@@ -332,6 +332,7 @@ PA_HIDDEN void  pa_heap_free_remote(pa_heap *h, pa_block *b);
 PA_HIDDEN void  pa_heap_remote_flush(pa_heap *h);   /* pushes every batch of h (any state) */
 PA_HIDDEN void  pa_heap_thread_exit(void *heap);
 PA_HIDDEN void  pa_heap_collect_all(pa_heap *h);   /* cache, remote batches, empty pools */
+PA_HIDDEN void  pa_heap_sweep_all(void);   /* other heaps' wholly free FULL pools: trim */
 PA_HIDDEN void  pa_heap_fork_prepare(void);
 PA_HIDDEN void  pa_heap_fork_parent(void);
 PA_HIDDEN void  pa_heap_fork_child(void);

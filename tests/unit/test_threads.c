@@ -81,6 +81,16 @@ static void free_pools(int first, int last)
     pa_heap_remote_flush(pa_tls_heap);
 }
 
+/* Starts fill_pools_and_wait on *t; returns its heap once its pools are full. */
+static pa_heap *start_pool_owner(pthread_t *t)
+{
+    sem_init(&go_free, 0, 0);
+    sem_init(&freed, 0, 0);
+    pthread_create(t, NULL, fill_pools_and_wait, NULL);
+    sem_wait(&go_free);
+    return pa_meta_of(blocks[0])->owner;
+}
+
 static int pools_free(int first, int last)
 {
     int n = 0;
@@ -95,12 +105,8 @@ static int pools_free(int first, int last)
 Test(threads, an_idle_owners_emptied_pools_go_back_to_their_arenas)
 {
     _Static_assert(PA_SWEEP_SAMPLE == 4, "the completions below");
-    sem_init(&go_free, 0, 0);
-    sem_init(&freed, 0, 0);
     pthread_t t;
-    pthread_create(&t, NULL, fill_pools_and_wait, NULL);
-    sem_wait(&go_free);
-    pa_heap *owner = pa_meta_of(blocks[0])->owner;
+    pa_heap *owner = start_pool_owner(&t);
     free_pools(0, 1);   /* the first sample: the owner's slow paths since none */
     sem_post(&freed);
     sem_wait(&go_free);   /* that slow path took pool 0 back from the reclaim stack */
@@ -122,6 +128,25 @@ Test(threads, an_idle_owners_emptied_pools_go_back_to_their_arenas)
     pa_snapshot_take(&s);
     cr_assert_eq(s.remote_frees, 8 * (SWEPT_POOLS - 1), "%zu", (size_t)s.remote_frees);
     free_pools(SWEPT_POOLS - 1, SWEPT_POOLS);
+    sem_post(&freed);
+    pthread_join(t, NULL);
+}
+
+/* malloc_trim takes back the pools other threads emptied from every heap, busy or not. */
+Test(threads, trim_takes_back_the_pools_other_threads_emptied)
+{
+    pthread_t t;
+    pa_heap *owner = start_pool_owner(&t);
+    free_pools(0, 3);   /* sampled at the first: the owner's slow paths since none */
+    cr_assert_eq(pools_free(0, 3), 0, "swept without a trim");
+    cr_assert_eq(pa_rc_count(atomic_load(&owner->reclaim)), 3);
+    pa_api_trim();
+    cr_assert_eq(pools_free(0, 3), 3, "malloc_trim left %d of 3 emptied pools",
+                 3 - pools_free(0, 3));
+    cr_assert_eq(pa_rc_count(atomic_load(&owner->reclaim)), 0);
+    sem_post(&freed);
+    sem_wait(&go_free);
+    free_pools(3, SWEPT_POOLS);
     sem_post(&freed);
     pthread_join(t, NULL);
 }
