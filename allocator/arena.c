@@ -271,6 +271,7 @@ void pa_arena_put_idle(pa_pool *chain)
     uint64_t now = now_ms(true);
     for (pa_pool *p = chain, *next; p; p = next) {
         next = p->reclaim_next;   /* read before a release zeroes p's descriptor */
+        atomic_store_explicit(&p->thread_free, 0, memory_order_relaxed);
         pa_arena *a = pool_put(p, now);
         /* wholly free: none of its pools is further down the chain, whose pools are not FREE */
         if (a->nfree == PA_ARENA_POOLS && pa_config.purge)

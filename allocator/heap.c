@@ -485,8 +485,11 @@ static void reclaim_sweep(pa_heap *o, bool wait)
         for (pa_pool *next; p; p = next) {
             next = p->reclaim_next;
             uintptr_t tf = atomic_load_explicit(&p->thread_free, memory_order_acquire);
+            /* the CAS makes p the sweep's; the stack stays counted until p is FREE (under the
+             * arena lock, as the stats walk pools), so that they never see its blocks live */
             if ((tf & PA_TF_DETACHED) && pa_tf_count(tf) == pa_pool_capacity(p) &&
-                atomic_compare_exchange_strong_explicit(&p->thread_free, &tf, 0,
+                atomic_compare_exchange_strong_explicit(&p->thread_free, &tf,
+                                                        tf & ~PA_TF_QUEUED,
                                                         memory_order_acquire,
                                                         memory_order_relaxed)) {
                 p->free = pa_tf_stack(tf);   /* every block: as an empty pool goes back */
@@ -511,8 +514,8 @@ static void reclaim_sweep(pa_heap *o, bool wait)
                                                           memory_order_relaxed));
         }
         if (swept) {
+            pa_arena_put_idle(swept);   /* their stacks counted as remote frees until then */
             atomic_fetch_add_explicit(&o->nremote_swept, blocks, memory_order_relaxed);
-            pa_arena_put_idle(swept);
         }
     }
     heaps_unlock(locked);
