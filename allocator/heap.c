@@ -410,6 +410,16 @@ void pa_heap_free_slow(pa_heap *h, pa_pool *p)
 
 /* ---- remote frees: a block freed by a thread that does not own its pool */
 
+/* Pushes the pools first .. last (n, linked by reclaim_next) onto o's reclaim stack. */
+static void reclaim_push(pa_heap *o, pa_pool *first, pa_pool *last, uint32_t n)
+{
+    uintptr_t rc = atomic_load_explicit(&o->reclaim, memory_order_relaxed);
+    do
+        last->reclaim_next = pa_rc_top(rc);
+    while (!atomic_compare_exchange_weak_explicit(&o->reclaim, &rc, pa_rc_push(rc, first, n),
+                                                  memory_order_release, memory_order_relaxed));
+}
+
 /* Gives the chain first .. last (n blocks, linked) back to p: one CAS onto its thread_free
  * stack, or under pa_heaps_lock straight onto the local list of an abandoned owner. Returns
  * p's owner if that completed a FULL pool (every block of it now on the stack), else NULL:
@@ -440,13 +450,8 @@ static pa_heap *remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_
              (tf & PA_TF_FLAGS) | ((tf & PA_TF_DETACHED) ? PA_TF_QUEUED : 0);
     } while (!atomic_compare_exchange_weak_explicit(&p->thread_free, &tf, nw,
                                                     memory_order_release, memory_order_relaxed));
-    if ((tf & PA_TF_DETACHED) && !(tf & PA_TF_QUEUED)) {
-        uintptr_t rc = atomic_load_explicit(&owner->reclaim, memory_order_relaxed);
-        do
-            p->reclaim_next = pa_rc_top(rc);
-        while (!atomic_compare_exchange_weak_explicit(&owner->reclaim, &rc, pa_rc_push(rc, p, 1),
-                                                      memory_order_release, memory_order_relaxed));
-    }
+    if ((tf & PA_TF_DETACHED) && !(tf & PA_TF_QUEUED))
+        reclaim_push(owner, p, p, 1);
     return (nw & PA_TF_DETACHED) && pa_tf_count(nw) == cap ? owner : NULL;
 }
 
@@ -467,8 +472,9 @@ static pa_heap *remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_
  * cache, and only a pop of the stack, which the sweep holds, would lead the owner to it. The
  * test is one word: DETACHED (FULL, set only once the owner is done moving the pool there),
  * and a count of blocks on the stack equal to the capacity, which a CAS from that very word
- * makes the sweep's. The sweep runs under pa_heaps_lock, only tried: so no thread exit or
- * fork finds the stack half taken, and a freer in a fork handler (which holds it) skips. */
+ * makes the sweep's. The sweep runs under pa_heaps_lock (a freer only tries it; malloc_trim
+ * waits): so no thread exit or fork finds the stack half taken, and a freer in a fork handler
+ * (which holds it) skips. */
 
 /* With wait (malloc_trim) the lock is waited for, unless this thread holds it across a fork
  * (a trim from a fork handler: then it skips). */
@@ -504,15 +510,8 @@ static void reclaim_sweep(pa_heap *o, bool wait)
             keep = p;
             nkeep++;
         }
-        if (keep) {
-            uintptr_t rc = atomic_load_explicit(&o->reclaim, memory_order_relaxed);
-            do
-                keep_last->reclaim_next = pa_rc_top(rc);
-            while (!atomic_compare_exchange_weak_explicit(&o->reclaim, &rc,
-                                                          pa_rc_push(rc, keep, nkeep),
-                                                          memory_order_release,
-                                                          memory_order_relaxed));
-        }
+        if (keep)
+            reclaim_push(o, keep, keep_last, nkeep);
         if (swept) {
             pa_arena_put_idle(swept);   /* their stacks counted as remote frees until then */
             atomic_fetch_add_explicit(&o->nremote_swept, blocks, memory_order_relaxed);
