@@ -472,17 +472,15 @@ static pa_heap *remote_push(pa_pool *p, pa_block *first, pa_block *last, uint32_
  * cache, and only a pop of the stack, which the sweep holds, would lead the owner to it. The
  * test is one word: DETACHED (FULL, set only once the owner is done moving the pool there),
  * and a count of blocks on the stack equal to the capacity, which a CAS from that very word
- * makes the sweep's. The sweep runs under pa_heaps_lock (a freer only tries it; malloc_trim
- * waits): so no thread exit or fork finds the stack half taken, and a freer in a fork handler
- * (which holds it) skips. */
+ * makes the sweep's. The sweep runs under pa_heaps_lock, waited for (a sweep that only tried
+ * it, and gave up while another ran, lost the last pools of a burst): so no thread exit or
+ * fork finds the stack half taken; a freer in a fork handler, which holds it, skips. */
 
-/* With wait (malloc_trim) the lock is waited for, unless this thread holds it across a fork
- * (a trim from a fork handler: then it skips). */
-static void reclaim_sweep(pa_heap *o, bool wait)
+static void reclaim_sweep(pa_heap *o)
 {
-    bool locked = wait ? heaps_lock() : pthread_mutex_trylock(&pa_heaps_lock) == 0;
+    bool locked = heaps_lock();
     if (!locked)
-        return;   /* a thread starting or exiting, a fork, another sweep: a later sample */
+        return;   /* this thread holds it across a fork: a free or trim in a fork handler */
     if (atomic_load_explicit(&o->state, memory_order_relaxed) == PA_HEAP_LIVE) {
         pa_pool *p = pa_rc_top(atomic_exchange_explicit(&o->reclaim, 0, memory_order_acquire));
         pa_pool *keep = NULL, *keep_last = NULL, *swept = NULL;
@@ -525,11 +523,11 @@ void pa_heap_sweep_all(void)
 {
     for (pa_heap *h = pa_heap_first(); h; h = h->next_all)
         if (h != pa_tls_heap && atomic_load_explicit(&h->reclaim, memory_order_relaxed))
-            reclaim_sweep(h, true);
+            reclaim_sweep(h);
 }
 
-/* A sample of owner o, whose FULL pool the calling thread just completed. */
-static __attribute__((noinline)) void reclaim_sample(pa_heap *o)
+/* A sample of owner o, whose FULL pool the calling thread just completed: whether o is idle. */
+static __attribute__((noinline)) bool reclaim_sample(pa_heap *o)
 {
     uint32_t credit = PA_SWEEP_SAMPLE + atomic_fetch_add_explicit(&o->sweep_credit,
                                                                   PA_SWEEP_SAMPLE,
@@ -539,24 +537,27 @@ static __attribute__((noinline)) void reclaim_sample(pa_heap *o)
     if (slow != atomic_load_explicit(&o->sweep_seen, memory_order_relaxed)) {
         atomic_store_explicit(&o->sweep_seen, slow, memory_order_relaxed);
         atomic_store_explicit(&o->sweep_seen_ms, now, memory_order_relaxed);
-        return;
+        return false;
     }
+    if (now - atomic_load_explicit(&o->sweep_seen_ms, memory_order_relaxed) < PA_SWEEP_IDLE_MS)
+        return false;
     uint32_t queued = pa_rc_count(atomic_load_explicit(&o->reclaim, memory_order_relaxed));
-    if (now - atomic_load_explicit(&o->sweep_seen_ms, memory_order_relaxed) < PA_SWEEP_IDLE_MS ||
-        (uint64_t)credit * PA_SWEEP_RATIO < queued)
-        return;
-    atomic_store_explicit(&o->sweep_credit, 0, memory_order_relaxed);
-    reclaim_sweep(o, false);
+    if ((uint64_t)credit * PA_SWEEP_RATIO >= queued) {
+        atomic_store_explicit(&o->sweep_credit, 0, memory_order_relaxed);
+        reclaim_sweep(o);
+    }
+    return true;
 }
 
+/* While the owner it last sampled is idle, a freer samples every completion: otherwise the
+ * last few of a burst of frees, after its last sample, would keep their pools, and each such
+ * pool its arena. */
 static void batch_push(pa_heap *h, pa_remote_batch *r)
 {
     pa_heap *owner = remote_push(r->pool, r->first, r->last, r->n);
     r->pool = NULL;
-    if (owner && h->sweep_countdown-- == 0) {
-        h->sweep_countdown = PA_SWEEP_SAMPLE - 1;
-        reclaim_sample(owner);
-    }
+    if (owner && h->sweep_countdown-- == 0)
+        h->sweep_countdown = reclaim_sample(owner) ? 0 : PA_SWEEP_SAMPLE - 1;
 }
 
 /* Only a live heap ever batches, so the static boot and dead heaps have nothing to push. */

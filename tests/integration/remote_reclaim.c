@@ -48,18 +48,23 @@ static double now_sec(void)
 }
 
 /* Freer t of the many case: each round, the blocks of every FREERS-th pool from its t-th (the
- * owner allocated them in address order, a pool's worth after another). */
+ * owner allocated them in address order, a pool's worth after another), in two halves with a
+ * pause between. A freer sees the owner idle only once its slow-path count has stood still
+ * for 1-2 ms since a freer first sampled it (heap.c), and 8 threads can free the whole round
+ * in less: the second half's samples come after the pause, and sweep the first half's pools
+ * with their own. */
 static void *free_share(void *arg)
 {
     long t = (long)arg;
-    for (int r = 0; r < ROUNDS; r++) {
-        pthread_barrier_wait(&go);
-        int per = (int)(4096 / many_size);
-        for (int i = 0; i < many_n; i++)
-            if ((i / per) % FREERS == t)
-                free(blocks[i]);
-        pthread_barrier_wait(&gone);
-    }
+    for (int r = 0; r < ROUNDS; r++)
+        for (int half = 0; half < 2; half++) {
+            pthread_barrier_wait(&go);
+            int per = (int)(4096 / many_size);
+            for (int i = half * many_n / 2; i < (half + 1) * many_n / 2; i++)
+                if ((i / per) % FREERS == t)
+                    free(blocks[i]);
+            pthread_barrier_wait(&gone);
+        }
     return arg;
 }
 
@@ -82,9 +87,11 @@ static int many(void)
                 abort();
         long loaded = rss_kib();
         loaded_max = loaded > loaded_max ? loaded : loaded_max;
-        nanosleep(&idle, NULL);
-        pthread_barrier_wait(&go);
-        pthread_barrier_wait(&gone);
+        for (int half = 0; half < 2; half++) {   /* the pause between the halves: see above */
+            nanosleep(&idle, NULL);
+            pthread_barrier_wait(&go);
+            pthread_barrier_wait(&gone);
+        }
         after = rss_kib();
     }
     for (int i = 0; i < FREERS; i++)
