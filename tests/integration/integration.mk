@@ -10,7 +10,7 @@ INTEG_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmis
                 -Wformat=2 -pthread
 INTEG_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Wshadow -pthread
 INTEG_C_PROGS := xthread forkthreads burst arena_path api bad_input handover idle_threads \
-                 large_decay fork_handlers fork_register remote_reclaim
+                 large_decay large_reuse fork_handlers fork_register remote_reclaim
 INTEG_BINS := $(INTEG_C_PROGS:%=$(INTEG_OUT)/%) $(INTEG_OUT)/cxx_new $(INTEG_OUT)/fork_register_cxx
 
 $(INTEG_OUT)/%: $(INTEG_SRC)/%.c $(INTEG_SRC)/probe.h

@@ -31,8 +31,9 @@ static void check(int ok, const char *name, const char *fmt, ...)
     va_end(ap);
 }
 
-/* VmRSS in KiB, read without stdio (which would allocate), or -1. */
-static __attribute__((unused)) long rss_kib(void)
+/* A "Vm...:" field of /proc/self/status in KiB (field with its colon: "VmRSS:"), read
+ * without stdio (which would allocate), or -1. */
+static __attribute__((unused)) long status_kib(const char *field)
 {
     char buf[8192];
     int fd = open("/proc/self/status", O_RDONLY);
@@ -43,8 +44,14 @@ static __attribute__((unused)) long rss_kib(void)
     if (n <= 0)
         return -1;
     buf[n] = 0;
-    char *p = strstr(buf, "VmRSS:");
-    return p ? strtol(p + 6, NULL, 10) : -1;
+    char *p = strstr(buf, field);
+    return p ? strtol(p + strlen(field), NULL, 10) : -1;
+}
+
+/* VmRSS in KiB, or -1. */
+static __attribute__((unused)) long rss_kib(void)
+{
+    return status_kib("VmRSS:");
 }
 
 #endif

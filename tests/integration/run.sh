@@ -324,6 +324,22 @@ case_large_decay() {
     echo "    idle child: rss before $(val "$o" rss_before_kib) KiB, after the free $(val "$o" rss_freed_kib) KiB, $(val "$o" waited_ms) ms idle later $(val "$o" rss_after_kib) KiB"
 }
 
+# ---- 15a. batches of large blocks taken and freed over and over reuse their pages; the run
+# with jemalloc's default fit must fault them in again each round, which shows that
+# MALLOC_CONF still overrides pyarena's setting and that the program can tell
+case_large_reuse() {
+    local n=large_reuse o=$TMP/large_reuse.out d=$TMP/large_reuse.default.out rc
+    pre "$o" "$BIN/large_reuse"; rc=$?
+    if grep -q '^FAIL' "$o"; then fail $n "$(grep -m1 '^FAIL' "$o" | cut -c6-)" "$o"; return; fi
+    [ $rc -eq 0 ] || { fail $n "$(status_text $rc)" "$o"; return; }
+    [ "$(grep -c '^OK large_reuse' "$o")" -eq 6 ] || { fail $n "not 6 'OK large_reuse' lines" "$o"; return; }
+    pre "$d" env MALLOC_CONF=lg_extent_max_active_fit:6 "$BIN/large_reuse"; rc=$?
+    grep -q '^FAIL large_reuse_peak' "$d" ||
+        { fail $n "with MALLOC_CONF=lg_extent_max_active_fit:6 the peak stayed low: the environment did not override, or the test cannot tell ($(status_text $rc))" "$d"; return; }
+    pass $n
+    echo "    large_reuse: faults after the first round $(awk '$1 == "size" { printf "%s B %s, ", $2, $6 }' "$o")peak +$(val "$o" peak_growth_kib) KiB; with jemalloc's default fit: $(awk '$1 == "size" { printf "%s, ", $6 }' "$d")peak +$(val "$d" peak_growth_kib) KiB"
+}
+
 # ---- 15b. pools another thread emptied go back, whether the owner is idle (freed by one thread
 # or by eight at once, which sweep each other's; idle2: the idle case at PYARENA_CHECK=2, where
 # every free takes the careful path) or its rings never run dry
@@ -411,6 +427,7 @@ want early_ctor && case_early
 want handover   && case_handover
 want idle_threads && case_idle_threads
 want large_decay && case_large_decay
+want large_reuse && case_large_reuse
 want remote_reclaim && case_remote_reclaim
 want fork_handlers && case_fork_handlers
 want fork_register && case_fork_register
