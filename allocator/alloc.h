@@ -263,7 +263,6 @@ static inline __attribute__((always_inline)) void pa_small_free(void *ptr)
 
 /* ---- api.c: the malloc family's semantics, shared by preload/ and the pyarena_* API */
 PA_HIDDEN void  *pa_api_malloc_other(size_t n);
-PA_HIDDEN void   pa_api_free_other(void *ptr);
 PA_HIDDEN void  *pa_api_calloc(size_t count, size_t size);
 PA_HIDDEN void  *pa_api_realloc(void *ptr, size_t n);
 PA_HIDDEN void  *pa_api_reallocarray(void *ptr, size_t count, size_t size);
@@ -292,7 +291,7 @@ static inline __attribute__((always_inline)) void pa_free(void *ptr)
     if (likely(pa_owned(ptr)))
         pa_small_free(ptr);
     else
-        pa_api_free_other(ptr);
+        pa_large_free_any(ptr);
 }
 
 #endif

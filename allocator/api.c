@@ -13,22 +13,15 @@
  * under PYARENA_CHECK=2 the careful path, which tracks too when stats are on. */
 void *pa_api_malloc_other(size_t n)
 {
+    if (likely(n > PA_SMALL_MAX))   /* first: the only case here in the default mode */
+        return pa_large_malloc(n);
     if (likely(n - 1 < pa_hot.track_limit))
         return pa_small_alloc_as(pa_class_of(n), n, true);
-    if (n - 1 < PA_SMALL_MAX)
+    if (n != 0)   /* PYARENA_CHECK=2 */
         return pa_careful_malloc(n);
-    if (n == 0)   /* as a 1-byte request, but its waste is 16 */
-        return pa_hot.small_limit ? pa_small_alloc(0)
-             : pa_hot.track_limit ? pa_small_alloc_as(0, 0, true) : pa_careful_malloc(0);
-    return pa_large_alloc(n, 0, false);
-}
-
-void pa_api_free_other(void *ptr)
-{
-    if (ptr != NULL) {
-        pa_check_large(ptr, "free");
-        pa_large_free(ptr);
-    }
+    /* as a 1-byte request, but its waste is 16 */
+    return pa_hot.small_limit ? pa_small_alloc(0)
+         : pa_hot.track_limit ? pa_small_alloc_as(0, 0, true) : pa_careful_malloc(0);
 }
 
 void *pa_api_calloc(size_t count, size_t size)

@@ -124,15 +124,24 @@ static __attribute__((noinline)) void *large_alloc(size_t size, size_t align, bo
     return p;
 }
 
-void *pa_large_alloc(size_t size, size_t align, bool zero)
+/* malloc's way here (size above PA_SMALL_MAX): the short way while the path is plain, one
+ * test and a call on top of jemalloc's own malloc. */
+void *pa_large_malloc(size_t size)
 {
-    if (likely(atomic_load_explicit(&pa_large_plain, memory_order_relaxed)) && !zero &&
-        align <= PA_ALIGN && size - 1 < PTRDIFF_MAX) {
+    if (likely(atomic_load_explicit(&pa_large_plain, memory_order_relaxed)) &&
+        likely(size <= PTRDIFF_MAX)) {
         pa_block *b = pa_jemalloc_malloc(size);   /* which sets errno when it fails */
-        if (b != NULL)
+        if (likely(b != NULL))
             b->mark = 0;   /* the free mark it may carry from its last life */
         return b;
     }
+    return large_alloc(size, 0, false);
+}
+
+void *pa_large_alloc(size_t size, size_t align, bool zero)
+{
+    if (!zero && align <= PA_ALIGN && size != 0)
+        return pa_large_malloc(size);
     return large_alloc(size, align, zero);
 }
 
@@ -161,6 +170,27 @@ void pa_large_free(void *ptr)
     note_freed();
     ((pa_block *)ptr)->mark = pa_large_mark(ptr);
     pa_jemalloc_free(ptr);
+}
+
+/* free's way for a pointer outside the small path's regions: NULL, a block of this path, or
+ * nobody's. pa_check_large's level-1 tests (16-byte aligned, no free mark) come inline, so that
+ * a block of jemalloc's thread cache costs a few instructions on top of its own free; a
+ * pointer that fails one, and any under the ledger, takes pa_check_large itself first, which
+ * also knows level 0 (no checks) and the time before the secret is chosen. */
+void pa_large_free_any(void *ptr)
+{
+    pa_block *b = ptr;
+    if (b == NULL)
+        return;
+    uintptr_t mark = pa_large_mark(b);
+    if (unlikely(pa_ledger_on || ((uintptr_t)b & (PA_ALIGN - 1)) || b->mark == mark)) {
+        pa_check_large(b, "free");
+        pa_large_free(b);
+        return;
+    }
+    note_freed();
+    b->mark = mark;
+    pa_jemalloc_free(b);
 }
 
 /* Under the ledger a block that cannot be resized in place moves by hand, so that the old one
