@@ -37,7 +37,7 @@ void *pa_api_calloc(size_t count, size_t size)
             memset(p, 0, n ? n : 1);
         return p;
     }
-    return pa_large_alloc(n, 0, true);
+    return pa_large_calloc(n);
 }
 
 /* A small pointer given to realloc or malloc_usable_size must be a live block: the free fast

@@ -138,10 +138,19 @@ void *pa_large_malloc(size_t size)
     return large_alloc(size, 0, false);
 }
 
+/* calloc's: the same, through jemalloc's calloc (a zeroed block carries no mark). */
+void *pa_large_calloc(size_t size)
+{
+    if (likely(atomic_load_explicit(&pa_large_plain, memory_order_relaxed)) &&
+        likely(size <= PTRDIFF_MAX))
+        return pa_jemalloc_calloc(1, size);
+    return large_alloc(size, 0, true);
+}
+
 void *pa_large_alloc(size_t size, size_t align, bool zero)
 {
-    if (!zero && align <= PA_ALIGN && size != 0)
-        return pa_large_malloc(size);
+    if (align <= PA_ALIGN && size != 0)
+        return zero ? pa_large_calloc(size) : pa_large_malloc(size);
     return large_alloc(size, align, zero);
 }
 
