@@ -281,8 +281,11 @@ PA_HIDDEN int    pa_api_trim(void);
  * no mode: see pa_small_free. */
 static inline __attribute__((always_inline)) void *pa_malloc(size_t n)
 {
-    if (likely(n - 1 < pa_hot.small_limit))
+    if (likely(n - 1 < pa_hot.small_limit)) {
+        if (pa_class_of(n) >= PA_NCLASSES)   /* small_limit <= PA_SMALL_MAX: never, and */
+            __builtin_unreachable();         /* the compiler may rely on it, at no cost */
         return pa_small_alloc(pa_class_of(n));
+    }
     return pa_api_malloc_other(n);
 }
 

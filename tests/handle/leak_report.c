@@ -22,6 +22,8 @@ static void *ring(const pa_type *t, int n)
     return first;
 }
 
+static void *keep[6];   /* the objects alive at exit, stored for good */
+
 int main(void)
 {
     void *frozen = pa_new(&node_type);
@@ -29,7 +31,6 @@ int main(void)
     void *dead = ring(&node_type, 2);
     pa_decref(dead);
     pa_gc_collect(2);                    /* finds the dead 2-cycle */
-    static void *keep[6];
     keep[0] = ring(&node_type, 3);       /* alive at exit */
     for (int i = 1; i <= 5; i++)
         keep[i] = pa_new(&leaf_type);
