@@ -7,17 +7,19 @@
 
 #include "alloc.h"
 
-/* malloc's miss: size 0 (a unique minimum block, as glibc), a large size, or, while a mode is
- * on (pa_hot.small_limit is 0), any small size. With stats on (levels 0 and 1) that takes the
- * tracked fast path from here, after one compare, as the default mode's does in pa_malloc;
- * under PYARENA_CHECK=2 the careful path, which tracks too when stats are on. */
+/* malloc's miss: a large size, size 0 (a unique minimum block, as glibc), or, while a mode is
+ * on (pa_hot.small_limit is 0), any small size. With stats on (levels 0 and 1) a small size
+ * takes the tracked fast path from here, after one compare, as the default mode's does in
+ * pa_malloc; a large one then goes to jemalloc's malloc after a second. The careful path (which
+ * tracks too when stats are on) takes small sizes under PYARENA_CHECK=2, and in the moment a
+ * thread sees pa_check_init's small_limit of 0 but not yet its track_limit. */
 void *pa_api_malloc_other(size_t n)
 {
-    if (likely(n > PA_SMALL_MAX))   /* first: the only case here in the default mode */
-        return pa_large_malloc(n);
     if (likely(n - 1 < pa_hot.track_limit))
         return pa_small_alloc_as(pa_class_of(n), n, true);
-    if (n != 0)   /* PYARENA_CHECK=2 */
+    if (likely(n > PA_SMALL_MAX))
+        return pa_large_malloc(n);
+    if (n != 0)
         return pa_careful_malloc(n);
     /* as a 1-byte request, but its waste is 16 */
     return pa_hot.small_limit ? pa_small_alloc(0)
@@ -112,7 +114,7 @@ void *pa_api_aligned(size_t align, size_t n)
 {
     if (align <= PA_ALIGN)
         return pa_malloc(n);
-    return pa_large_alloc(n, align, false);
+    return pa_large_alloc(n, align);
 }
 
 int pa_api_posix_memalign(void **out, size_t align, size_t n)

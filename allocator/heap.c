@@ -340,7 +340,7 @@ static inline __attribute__((always_inline)) void *heap_alloc_slow(pa_heap *h, s
         batch_push(h, &h->remote[cls]);
     if (unlikely(atomic_load_explicit(&h->state, memory_order_relaxed) != PA_HEAP_LIVE)) {
         if (h->state == PA_HEAP_DEAD || pa_tls_in_init)
-            return pa_large_alloc(pa_class_size(cls), 0, false);
+            return pa_large_alloc(pa_class_size(cls), 0);
         if ((h = thread_start()) == NULL) {
             errno = ENOMEM;
             return NULL;

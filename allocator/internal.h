@@ -402,9 +402,9 @@ PA_HIDDEN void  pa_os_say(int fd, const char *const *parts, size_t nparts);
 PA_HIDDEN _Noreturn void pa_os_fatal(const char *msg);
 
 /* ---- large.c: requests above PA_SMALL_MAX or aligned above PA_ALIGN, through jemalloc */
-PA_HIDDEN void  *pa_large_malloc(size_t size);   /* size > PA_SMALL_MAX */
-PA_HIDDEN void  *pa_large_calloc(size_t size);   /* size > PA_SMALL_MAX */
-PA_HIDDEN void  *pa_large_alloc(size_t size, size_t align, bool zero);
+PA_HIDDEN void  *pa_large_malloc(size_t size);   /* size >= 1: malloc's way here */
+PA_HIDDEN void  *pa_large_calloc(size_t size);   /* size >= 1: calloc's */
+PA_HIDDEN void  *pa_large_alloc(size_t size, size_t align);   /* any size and alignment */
 PA_HIDDEN void   pa_large_free(void *ptr);        /* a live block of this path */
 PA_HIDDEN void   pa_large_free_any(void *ptr);    /* free's way: checks, and NULL */
 PA_HIDDEN void  *pa_large_realloc(void *ptr, size_t size);

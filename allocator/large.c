@@ -39,9 +39,9 @@ const char *malloc_conf = "lg_extent_max_active_fit:12";
 static _Atomic size_t pa_large_taken;
 static _Atomic bool pa_large_armed;
 
-/* Set once armed, while no restart is owed and there is no ledger: then a plain request (not
- * zeroed, aligned at most 16) has nothing to count or check on its way in, and takes the short
- * way in pa_large_alloc. Only the long way sets it (at its end, where the arming and the
+/* Set once armed, while no restart is owed and there is no ledger: then a malloc or calloc
+ * (or an aligned request of at most 16) has nothing to count or check on its way in, and takes
+ * the short way, pa_large_malloc's or pa_large_calloc's. Only the long way sets it (at its end, where the arming and the
  * restart it may have done are behind it), and only our fork child handler clears it. */
 static _Atomic bool pa_large_plain;
 static _Atomic bool pa_large_restart_owed;
@@ -147,11 +147,11 @@ void *pa_large_calloc(size_t size)
     return large_alloc(size, 0, true);
 }
 
-void *pa_large_alloc(size_t size, size_t align, bool zero)
+void *pa_large_alloc(size_t size, size_t align)
 {
     if (align <= PA_ALIGN && size != 0)
-        return zero ? pa_large_calloc(size) : pa_large_malloc(size);
-    return large_alloc(size, align, zero);
+        return pa_large_malloc(size);
+    return large_alloc(size, align, false);
 }
 
 bool pa_large_none_yet(void)
@@ -215,7 +215,7 @@ void *pa_large_realloc(void *ptr, size_t size)
             note_taken(size);
             return ptr;
         }
-        void *q = pa_large_alloc(size, 0, false);
+        void *q = pa_large_alloc(size, 0);
         if (q != NULL) {
             size_t old = sallocx(ptr, 0);
             memcpy(q, ptr, old < size ? old : size);

@@ -96,6 +96,28 @@ Test(calloc, zeroes_and_rejects_overflow)
     pa_free(p);
 }
 
+/* Once the large path has handed out PA_LARGE_DECAY_ARM_BYTES, malloc and calloc above 512
+ * bytes take their short ways to jemalloc: a block freed dirty (and carrying the free mark)
+ * must come back from calloc zeroed, and freeing it must not read as a double free. */
+Test(calloc, large_blocks_zeroed_on_the_short_way)
+{
+    for (size_t taken = 0; taken <= PA_LARGE_DECAY_ARM_BYTES; taken += 1 << 20)
+        pa_free(pa_malloc(1 << 20));
+    for (size_t n = 513; n <= 70000; n = n * 3 / 2 + 7) {
+        for (int round = 0; round < 3; round++) {
+            unsigned char *p = pa_malloc(n);
+            cr_assert_not_null(p);
+            memset(p, 0xab, n);
+            pa_free(p);
+            unsigned char *z = pa_api_calloc(1, n);   /* likely the same, dirty block */
+            cr_assert_not_null(z);
+            for (size_t i = 0; i < n; i++)
+                cr_assert_eq(z[i], 0, "calloc(%zu) byte %zu not zero", n, i);
+            pa_free(z);
+        }
+    }
+}
+
 Test(aligned, every_function_aligns_as_asked)
 {
     for (size_t a = 8; a <= 65536; a <<= 1) {
@@ -161,7 +183,7 @@ Test(oom, new_arena_failure_after_heap_exists)
     pa_config.arena_cache = 0;
     /* exhaust the region's arenas so the next pool needs a new region */
     size_t n = (PA_REGION_USABLE * PA_ARENA_POOLS + 1) * 8;
-    void **b = pa_large_alloc(n * sizeof *b, 0, false);
+    void **b = pa_large_alloc(n * sizeof *b, 0);
     size_t got = 0;
     pa_os_fail_next_maps(1);
     for (; got < n; got++) {

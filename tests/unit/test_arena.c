@@ -20,7 +20,7 @@ static bool resident(const void *page)
 
 static void **fill(size_t n)
 {
-    void **b = pa_large_alloc(n * sizeof *b, 0, false);
+    void **b = pa_large_alloc(n * sizeof *b, 0);
     for (size_t i = 0; i < n; i++) {
         b[i] = pa_malloc(512);
         cr_assert_not_null(b[i]);
@@ -182,7 +182,7 @@ Test(arena, empty_pools_decay_before_they_are_purged)
 Test(arena, freeing_and_refilling_a_few_mib_in_a_loop_purges_nothing)
 {
     size_t n = 4096;                 /* 2 MiB of 512-byte blocks: 512 pools, 8 arenas */
-    void **b = pa_large_alloc(n * sizeof *b, 0, false);
+    void **b = pa_large_alloc(n * sizeof *b, 0);
     pa_arena_counts c0, c1;
     for (int round = 0; round < 20; round++) {
         for (size_t i = 0; i < n; i++)

@@ -18,7 +18,7 @@ Test(space, our_blocks_are_owned)
 Test(space, foreign_memory_is_not)
 {
     int on_stack;
-    void *large = pa_large_alloc(100, 64, false);   /* jemalloc's */
+    void *large = pa_large_alloc(100, 64);   /* jemalloc's */
     void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(none, MAP_FAILED);
     void *mine = pa_malloc(32);                      /* a region exists */
