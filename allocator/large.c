@@ -1,15 +1,17 @@
 /* large.c — the large path: requests above 512 bytes, or aligned above 16, go to the jemalloc
- * linked in: plain ones to its own malloc, calloc and free (renamed pa_jemalloc_*, so that the
- * program's malloc symbols stay pyarena's), aligned ones to mallocx, resizes to rallocx or
- * xallocx. jemalloc is never handed size 0 (undefined for the *allocx functions). */
+ * linked in: to its own malloc, calloc, posix_memalign and free (renamed pa_jemalloc_*, so that
+ * the program's malloc symbols stay pyarena's) once the path is plain, else to mallocx; resizes
+ * to rallocx or xallocx. jemalloc is never handed size 0 (undefined for the *allocx
+ * functions). */
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
 #include <string.h>
 
 #include "alloc.h"
 
-/* jemalloc's own malloc, calloc and free, renamed in the copy of its archive that is linked in
- * (Makefile): its short ways through the thread cache, for the requests that need no flags. */
+/* jemalloc's own malloc, calloc, free and posix_memalign, renamed in the copy of its archive
+ * that is linked in (Makefile): its short ways through the thread cache, where mallocx and
+ * dallocx take the general one. */
 void *pa_jemalloc_malloc(size_t size);
 void *pa_jemalloc_calloc(size_t count, size_t size);
 void  pa_jemalloc_free(void *ptr);
@@ -40,9 +42,9 @@ const char *malloc_conf = "lg_extent_max_active_fit:12";
 static _Atomic size_t pa_large_taken;
 static _Atomic bool pa_large_armed;
 
-/* Set once armed, while no restart is owed and there is no ledger: then a malloc or calloc
- * (or an aligned request of at most 16) has nothing to count or check on its way in, and takes
- * the short way, pa_large_malloc's or pa_large_calloc's. Only the long way sets it (at its end, where the arming and the
+/* Set once armed, while no restart is owed and there is no ledger: then a request of any
+ * alignment has nothing to count or check on its way in, and takes a short way (plain_for,
+ * below) to jemalloc's malloc, calloc or posix_memalign. Only the long way sets it (at its end, where the arming and the
  * restart it may have done are behind it), and only our fork child handler clears it. */
 static _Atomic bool pa_large_plain;
 static _Atomic bool pa_large_restart_owed;
@@ -182,8 +184,8 @@ void *pa_large_alloc(size_t size, size_t align)
     return large_alloc(size, align, false);
 }
 
-/* posix_memalign's way for an alignment above PA_ALIGN: errno stays as it was, also when the
- * system calls behind a failure set it (jemalloc's posix_memalign does not restore it). */
+/* posix_memalign's way for an alignment above PA_ALIGN. A failure leaves errno as it was, also
+ * when the system calls behind it set it (jemalloc's posix_memalign does not restore it). */
 int pa_large_posix_memalign(void **out, size_t align, size_t size)
 {
     int saved = errno;

@@ -12,22 +12,29 @@ typedef void (*pa_new_handler)(void);
 extern pa_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak));   /* std::get_new_handler */
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn)); /* std::__throw_bad_alloc */
 
+static void *bad_alloc(bool nothrow)
+{
+    if (nothrow)
+        return NULL;
+    if (_ZSt17__throw_bad_allocv)
+        _ZSt17__throw_bad_allocv();
+    pa_os_fatal("out of memory in operator new, and no C++ runtime to throw std::bad_alloc");
+}
+
 static void *pa_new(size_t align, size_t n, bool nothrow)
 {
+    /* an alignment that is not a power of two (undefined in C++) fails at once, new handler
+     * or not, as in libstdc++'s own operator new */
+    if (unlikely(align & (align - 1)))
+        return bad_alloc(nothrow);
     for (;;) {
         void *p = align ? pa_api_aligned(align, n) : pa_malloc(n);
         if (likely(p != NULL))
             return p;
         pa_new_handler handler = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
-        if (handler) {
-            handler();
-            continue;
-        }
-        if (nothrow)
-            return NULL;
-        if (_ZSt17__throw_bad_allocv)
-            _ZSt17__throw_bad_allocv();
-        pa_os_fatal("out of memory in operator new, and no C++ runtime to throw std::bad_alloc");
+        if (!handler)
+            return bad_alloc(nothrow);
+        handler();
     }
 }
 

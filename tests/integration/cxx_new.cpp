@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <new>
@@ -105,6 +106,30 @@ int main()
     report(threw, "bad_alloc", "new char[SIZE_MAX/2] did not throw std::bad_alloc");
     void *nt = ::operator new(static_cast<std::size_t>(-1) / 2, std::nothrow);
     report(nt == nullptr, "nothrow_huge", "nothrow new of SIZE_MAX/2 did not return nullptr");
+
+    // an alignment that is not a power of two (undefined behaviour) fails, as in libstdc++'s
+    // own operator new: std::bad_alloc, or nullptr from the nothrow form; both before and
+    // after 8 MiB of large blocks (pyarena's large path then takes its short ways)
+    bool odd_ok = true;
+    for (int phase = 0; phase < 2; phase++) {
+        if (phase == 1)
+            for (int i = 0; i < 8; i++)
+                ::operator delete(::operator new(static_cast<std::size_t>(1) << 20));
+        for (std::size_t al : {static_cast<std::size_t>(48), static_cast<std::size_t>(4097)}) {
+            void *q = ::operator new(100, std::align_val_t(al), std::nothrow);
+            odd_ok &= q == nullptr;
+            ::operator delete(q, std::align_val_t(al));
+            bool threw_odd = false;
+            try {
+                q = ::operator new(100, std::align_val_t(al));
+                ::operator delete(q, std::align_val_t(al));
+            } catch (const std::bad_alloc &) {
+                threw_odd = true;
+            }
+            odd_ok &= threw_odd;
+        }
+    }
+    report(odd_ok, "odd_alignment", "new with alignment 48 or 4097 did not fail");
 
     // container churn
     for (int round = 0; round < 20; round++) {

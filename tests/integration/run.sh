@@ -143,7 +143,7 @@ case_cxx() {
     a=$(val "$r" checksum); b=$(val "$o" checksum)
     [ -n "$a" ] || { fail $n "reference run printed no checksum" "$r"; return; }
     [ "$a" = "$b" ] || { fail $n "checksum '$b' differs from the run without preload '$a'" "$o"; return; }
-    for c in aligned_new nothrow_new bad_alloc nothrow_huge new_usable_130 resolve__Znwm \
+    for c in aligned_new nothrow_new bad_alloc nothrow_huge odd_alignment new_usable_130 resolve__Znwm \
              resolve__ZdlPv resolve__ZnwmSt11align_val_t; do
         grep -qx "OK $c" "$o" || { fail $n "check $c did not report OK" "$o"; return; }
     done
