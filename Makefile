@@ -36,8 +36,8 @@ LIBFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden -ftls-model=initial-exe
 # posix_memalign, renamed pa_jemalloc_*: the large path calls them, jemalloc's short ways through
 # its thread cache, where mallocx and dallocx take its general one (1 KiB pairs within the
 # cache: 310.6 to 165.6 instructions; 64-byte aligned 256-byte ones 117 to 91 in jemalloc);
-# --exclude-libs keeps every other jemalloc symbol out of libpyarena.so's
-# dynamic table. The unit tests and fuzzers link the same copy (LINK_CORE).
+# --exclude-libs keeps every other jemalloc symbol out of libpyarena.so's dynamic table. The unit
+# tests and fuzzers link the same copy (LINK_CORE).
 JEMALLOC_PIC := $(shell $(CC) -print-file-name=libjemalloc_pic.a)
 JEMALLOC_LOCAL := aligned_alloc memalign valloc pvalloc malloc_usable_size realloc
 JEMALLOC_FAST  := malloc free calloc posix_memalign

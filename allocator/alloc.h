@@ -133,8 +133,8 @@ static inline __attribute__((always_inline)) uintptr_t pa_free_mark(const pa_blo
  * bigger blocks, unwritten, and a program may copy such bytes (a struct with an unused union,
  * a partly filled buffer) into a large block's second word; with the address mixed in, only
  * bytes copied back to the very address they were written at could pass for the mark, and
- * pa_large_malloc clears that word itself (a zeroed block carries none). (Nothing confirms a match as the pools' walk does:
- * jemalloc cannot say whether a block is free.) */
+ * the large path's malloc clears that word itself (a zeroed block carries none). (Nothing
+ * confirms a match as the pools' walk does: jemalloc cannot say whether a block is free.) */
 static inline __attribute__((always_inline)) uintptr_t pa_large_mark(const void *p)
 {
     return pa_hot.free_key ^ (uintptr_t)p;

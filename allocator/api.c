@@ -121,10 +121,8 @@ int pa_api_posix_memalign(void **out, size_t align, size_t n)
 {
     if (align < sizeof(void *) || (align & (align - 1)) != 0)
         return EINVAL;
-    if (align > PA_ALIGN)
-        return pa_large_posix_memalign(out, align, n);
     int saved = errno;
-    void *p = pa_malloc(n);
+    void *p = pa_api_aligned(align, n);
     if (p == NULL) {
         errno = saved;
         return ENOMEM;

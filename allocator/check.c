@@ -166,8 +166,8 @@ void pa_check_live(const void *ptr, const char *fn)
  * and nothing of the pointer's is read: it may not be readable. Otherwise, every block either
  * hands out is 16-byte aligned, so anything else is invalid; and the large path's freed blocks
  * carry the mark in their second word (pa_large_mark: pa_large_free writes it, the large path's
- * malloc clears it and its calloc zeroes it), so a second free is caught while the block's memory still holds it: until
- * jemalloc hands the block out again or gives its page back. Before the secret is chosen
+ * malloc clears it and its calloc zeroes it), so a second free is caught while the block's
+ * memory still holds it: until jemalloc hands the block out again or gives its page back. Before the secret is chosen
  * (pa_check_init) no block carries a mark. */
 void pa_check_large(const void *ptr, const char *fn)
 {

@@ -405,7 +405,6 @@ PA_HIDDEN _Noreturn void pa_os_fatal(const char *msg);
 PA_HIDDEN void  *pa_large_malloc(size_t size);   /* size >= 1: malloc's way here */
 PA_HIDDEN void  *pa_large_calloc(size_t size);   /* size >= 1: calloc's */
 PA_HIDDEN void  *pa_large_alloc(size_t size, size_t align);   /* any size and alignment */
-PA_HIDDEN int    pa_large_posix_memalign(void **out, size_t align, size_t size);   /* align > 16 */
 PA_HIDDEN void   pa_large_free(void *ptr);        /* a live block of this path */
 PA_HIDDEN void   pa_large_free_any(void *ptr);    /* free's way: checks, and NULL */
 PA_HIDDEN void  *pa_large_realloc(void *ptr, size_t size);

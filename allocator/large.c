@@ -44,8 +44,9 @@ static _Atomic bool pa_large_armed;
 
 /* Set once armed, while no restart is owed and there is no ledger: then a request of any
  * alignment has nothing to count or check on its way in, and takes a short way (plain_for,
- * below) to jemalloc's malloc, calloc or posix_memalign. Only the long way sets it (at its end, where the arming and the
- * restart it may have done are behind it), and only our fork child handler clears it. */
+ * below) to jemalloc's malloc, calloc or posix_memalign. Only the long way sets it (at its
+ * end, where the arming and the restart it may have done are behind it), and only our fork
+ * child handler clears it. */
 static _Atomic bool pa_large_plain;
 static _Atomic bool pa_large_restart_owed;
 
@@ -156,52 +157,24 @@ void *pa_large_calloc(size_t size)
     return large_alloc(size, 0, true);
 }
 
-/* An alignment above PA_ALIGN (a power of two) the short way: jemalloc's own posix_memalign,
- * which leaves *out alone when it fails (its mallocx costs 26 instructions more per request,
- * at 64-byte aligned 256 bytes). */
-static int aligned_short(void **out, size_t align, size_t size)
-{
-    void *p;
-    int rc = pa_jemalloc_posix_memalign(&p, align, size);
-    if (likely(rc == 0)) {
-        ((pa_block *)p)->mark = 0;
-        *out = p;
-    }
-    return rc;
-}
-
+/* Any alignment (a power of two). Above PA_ALIGN the short way is jemalloc's own
+ * posix_memalign: its mallocx costs 26 instructions more per request, at 64-byte aligned 256
+ * bytes. That leaves behind whatever errno a failed system call set, so a failure sets ENOMEM
+ * here, as the long way does (pa_api_posix_memalign puts the caller's errno back). */
 void *pa_large_alloc(size_t size, size_t align)
 {
     if (align <= PA_ALIGN && size != 0)
         return pa_large_malloc(size);
-    void *p;
+    pa_block *b;
     if (align > PA_ALIGN && plain_for(size)) {
-        if (aligned_short(&p, align, size) == 0)
-            return p;
-        errno = ENOMEM;
-        return NULL;
+        if (unlikely(pa_jemalloc_posix_memalign((void **)&b, align, size) != 0)) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        b->mark = 0;   /* the free mark it may carry from its last life */
+        return b;
     }
     return large_alloc(size, align, false);
-}
-
-/* posix_memalign's way for an alignment above PA_ALIGN. A failure leaves errno as it was, also
- * when the system calls behind it set it (jemalloc's posix_memalign does not restore it). */
-int pa_large_posix_memalign(void **out, size_t align, size_t size)
-{
-    int saved = errno;
-    if (plain_for(size)) {
-        int rc = aligned_short(out, align, size);
-        if (unlikely(rc != 0))
-            errno = saved;
-        return rc;
-    }
-    void *p = large_alloc(size, align, false);
-    if (p == NULL) {
-        errno = saved;
-        return ENOMEM;
-    }
-    *out = p;
-    return 0;
 }
 
 bool pa_large_none_yet(void)
@@ -222,13 +195,18 @@ static inline void note_freed(void)
 
 /* The mark (pa_large_mark) lets pa_check_large catch a second free: jemalloc writes nothing
  * into the blocks it keeps for reuse. */
+static inline __attribute__((always_inline)) void give_back(pa_block *b, uintptr_t mark)
+{
+    note_freed();
+    b->mark = mark;
+    pa_jemalloc_free(b);
+}
+
 void pa_large_free(void *ptr)
 {
     if (unlikely(pa_ledger_on))
         pa_ledger_take(ptr, "free");
-    note_freed();
-    ((pa_block *)ptr)->mark = pa_large_mark(ptr);
-    pa_jemalloc_free(ptr);
+    give_back(ptr, pa_large_mark(ptr));
 }
 
 /* free's way for a pointer outside the small path's regions: NULL, a block of this path, or
@@ -247,9 +225,7 @@ void pa_large_free_any(void *ptr)
         pa_large_free(b);
         return;
     }
-    note_freed();
-    b->mark = mark;
-    pa_jemalloc_free(b);
+    give_back(b, mark);
 }
 
 /* Under the ledger a block that cannot be resized in place moves by hand, so that the old one

@@ -2,8 +2,9 @@
  * churn random sizes and free each other's blocks through a shared exchange array, exit and are
  * replaced continually, now and then publishing a burst of new blocks and going idle while the
  * others free them (the sweeps of an idle owner's pools: heap.c), while the main thread forks;
- * the child frees blocks the parent's threads allocated, allocates, runs a thread and exits. Every block carries a pattern made of
- * its address and size, checked before it is freed. Usage: stress [seconds] (default 60). */
+ * the child frees blocks the parent's threads allocated, allocates, runs a thread and exits.
+ * Every block carries a pattern made of its address and size, checked before it is freed.
+ * Usage: stress [seconds] (default 60). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
